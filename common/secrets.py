@@ -1,0 +1,35 @@
+"""Secrets come from a file or the environment, never from the YAML itself in clear."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class SecretError(Exception):
+    """A configured secret could not be read; the message never contains the secret."""
+
+
+def resolve_secret(value: str | None = None, *, env: str | None = None, file: str | None = None) -> str | None:
+    """Return the secret from `file` (stripped of one trailing newline), `env`, or `value`.
+
+    The first one configured wins, in that order. Returns None when none is configured.
+    """
+    if file:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SecretError(f"cannot read secret file {file}: {exc.strerror}") from None
+        return text[:-1] if text.endswith("\n") else text
+    if env:
+        if env not in os.environ:
+            raise SecretError(f"environment variable {env} is not set")
+        return os.environ[env]
+    return value
+
+
+class Secret(str):
+    """A str whose repr and str-formatting in logs do not show it."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"

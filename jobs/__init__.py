@@ -1,0 +1,1 @@
+"""stackmedic jobs."""
