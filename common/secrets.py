@@ -10,7 +10,9 @@ class SecretError(Exception):
     """A configured secret could not be read; the message never contains the secret."""
 
 
-def resolve_secret(value: str | None = None, *, env: str | None = None, file: str | None = None) -> str | None:
+def resolve_secret(
+    value: str | None = None, *, env: str | None = None, file: str | None = None
+) -> str | None:
     """Return the secret from `file` (stripped of one trailing newline), `env`, or `value`.
 
     The first one configured wins, in that order. Returns None when none is configured.
