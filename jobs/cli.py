@@ -1,0 +1,165 @@
+"""`stackmedic-job`: the programs Jenkins runs.
+
+    stackmedic-job [--config.file F] [--log.level L] SUBCOMMAND ...
+      backup  --database DB            dump, checksum, manifest
+      verify  --database DB [--file NAME | --all]
+      restore --database DB [--dry-run]
+      prune   (--database DB | --all-databases) [--dry-run]
+      list    [--database DB] [--json]
+      start | stop SERVICE
+      restart SERVICE [--rollback] [--no-auto-rollback]
+
+Each job prints one JSON line on stdout (what it did) and, when it fails or refuses, one
+line on stderr saying why. Exit statuses: see jobs/errors.py and docs/jobs.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from common import logs
+from common.config import ConfigError
+from jobs import config as jobs_config
+from jobs import errors
+from jobs.errors import JobError
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "STACKMEDIC_JOBS_CONFIG"
+DEFAULT_CONFIG = "/etc/stackmedic/jobs.yml"
+SUBCOMMANDS = ("backup", "verify", "restore", "prune", "list", "start", "stop", "restart")
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        default=default if suppress else os.environ.get(CONFIG_ENV, DEFAULT_CONFIG),
+        help=f"configuration file (default: ${CONFIG_ENV} or {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="validate the configuration and exit",
+    )
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        choices=logs.LEVELS,
+        default=argparse.SUPPRESS if suppress else "info",
+    )
+
+
+def _lock_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock.wait",
+        dest="lock_wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another job's lock before refusing (default 0: refuse at once)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; global flags work before or after the subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, suppress=True)
+    parser = argparse.ArgumentParser(prog="stackmedic-job", description=__doc__.split("\n\n")[0])
+    _global_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+
+    p = sub.add_parser("backup", parents=[common], help="dump a database, with checksum and manifest")
+    p.add_argument("--database", required=True)
+    _lock_wait(p)
+
+    p = sub.add_parser(
+        "verify", parents=[common], help="check backups by loading them into a scratch database"
+    )
+    p.add_argument("--database", required=True)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--file", help="one backup by its file name (default: the newest)")
+    which.add_argument("--all", action="store_true", help="every complete backup")
+    _lock_wait(p)
+
+    p = sub.add_parser("restore", parents=[common], help="restore the newest backup that verifies")
+    p.add_argument("--database", required=True)
+    p.add_argument(
+        "--dry-run", action="store_true", help="verify and say what would be restored; change nothing"
+    )
+    _lock_wait(p)
+
+    p = sub.add_parser("prune", parents=[common], help="apply the retention policy")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--database")
+    which.add_argument("--all-databases", action="store_true")
+    p.add_argument("--dry-run", action="store_true")
+    _lock_wait(p)
+
+    p = sub.add_parser("list", parents=[common], help="complete backups, newest first")
+    p.add_argument("--database")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    for name in ("start", "stop"):
+        p = sub.add_parser(name, parents=[common], help=f"{name} a configured service's containers")
+        p.add_argument("service", metavar="SERVICE")
+    p = sub.add_parser(
+        "restart", parents=[common], help="restart a service, rolling back to the known-good image"
+    )
+    p.add_argument("service", metavar="SERVICE")
+    p.add_argument("--rollback", action="store_true", help="go back to the last known-good image now")
+    p.add_argument(
+        "--no-auto-rollback",
+        dest="auto_rollback",
+        action="store_false",
+        help="leave a failed restart as it is",
+    )
+    return parser
+
+
+def emit(record: dict[str, Any]) -> None:
+    """The job's one line on stdout."""
+    sys.stdout.write(json.dumps(record, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; returns the exit status (jobs/errors.py)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) and errors.USAGE
+    logs.setup(args.log_level)
+    try:
+        config = jobs_config.load(args.config_file)
+    except ConfigError as exc:
+        for line in exc.lines():
+            sys.stderr.write(line + "\n")
+        return errors.USAGE
+    if args.config_check:
+        sys.stderr.write(f"config ok: {args.config_file}\n")
+        return errors.OK
+    if not args.command:
+        parser.print_usage(sys.stderr)
+        return errors.USAGE
+    from jobs import commands  # the commands pull in docker and pymysql only when needed
+
+    try:
+        return commands.run(args, config, emit)
+    except JobError as exc:
+        sys.stderr.write(f"stackmedic-job {args.command}: {exc}\n")
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the edge: one line, one status
+        log.exception("unexpected error command=%s", args.command)
+        sys.stderr.write(f"stackmedic-job {args.command}: unexpected error: {exc}\n")
+        return errors.FAILED

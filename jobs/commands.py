@@ -1,0 +1,179 @@
+"""One function per subcommand: turn arguments into a job, and its outcome into one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from jobs import errors
+from jobs.catalog import complete_backups
+from jobs.config import JobsConfig
+from jobs.errors import ContainerError, JobError, NoValidBackup, UsageError
+from jobs.lock import DirLock
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+def cmd_backup(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
+    from jobs.backup import run_backup
+
+    database = config.database(args.database)
+    backup = run_backup(config, database, lock_wait=args.lock_wait)
+    m = backup.manifest
+    emit(
+        {
+            "job": "backup",
+            "database": database.name,
+            "status": "ok",
+            "file": m.file,
+            "size_bytes": m.size_bytes,
+            "sha256": m.sha256,
+            "tables": len(m.tables),
+            "rows": sum(m.tables.values()),
+        }
+    )
+    return errors.OK
+
+
+def cmd_verify(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
+    from jobs.verify import record, verify_backup
+
+    database = config.database(args.database)
+    if not database.directory.is_dir():
+        raise NoValidBackup(f"no backup directory for {database.name}: {database.directory}")
+    with DirLock(database.directory, "verify", args.lock_wait):
+        backups = complete_backups(database.directory, database.name)
+        if args.file:
+            # The name is matched against the catalogue: it never becomes a path by itself.
+            backups = [b for b in backups if b.name == args.file]
+            if not backups:
+                raise UsageError(f"no complete backup named {args.file!r} for {database.name}")
+        elif not args.all:
+            backups = backups[:1]
+        if not backups:
+            raise NoValidBackup(f"no complete backup of {database.name} in {database.directory}")
+        failed = 0
+        for backup in backups:
+            result = verify_backup(config, database, backup)
+            record(backup, result)
+            failed += not result.ok
+            emit(
+                {
+                    "job": "verify",
+                    "database": database.name,
+                    "file": backup.name,
+                    "status": "ok" if result.ok else "failed",
+                    "reason": result.reason,
+                }
+            )
+    if failed:
+        raise JobError(f"{failed} of {len(backups)} backups of {database.name} failed verification")
+    return errors.OK
+
+
+def cmd_restore(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
+    from jobs.restore import RestoreReport, run_restore
+
+    database = config.database(args.database)
+    report = RestoreReport(database=database.name, dry_run=args.dry_run)
+    try:
+        run_restore(config, database, report, lock_wait=args.lock_wait)
+    except JobError as exc:
+        refused = exc.exit_code in (errors.SERVER_DOWN, errors.NO_VALID_BACKUP, errors.LOCKED)
+        report.status = "refused" if refused else "failed"
+        report.reason = str(exc)
+        report.exit_code = exc.exit_code
+        emit(report.to_json())
+        raise
+    emit(report.to_json())
+    return errors.OK
+
+
+def cmd_prune(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
+    from jobs.prune import run_prune
+
+    databases = list(config.databases.values()) if args.all_databases else [config.database(args.database)]
+    for database in databases:
+        report = run_prune(database, dry_run=args.dry_run, lock_wait=args.lock_wait)
+        emit(
+            {
+                "job": "prune",
+                "database": database.name,
+                "status": "dry-run" if args.dry_run else "ok",
+                "kept": report.kept,
+                "deleted": report.deleted,
+                "leftovers": report.leftovers,
+            }
+        )
+    return errors.OK
+
+
+def cmd_list(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
+    databases = [config.database(args.database)] if args.database else list(config.databases.values())
+    for database in databases:
+        for backup in complete_backups(database.directory, database.name):
+            m = backup.manifest
+            if args.json:
+                emit(m.to_json())
+                continue
+            if m.verified is None:
+                state = "unverified"
+            else:
+                state = "verified" if m.verified.ok else f"FAILED ({m.verified.reason})"
+            sys.stdout.write(f"{m.file}  {m.to_json()['created']}  {m.size_bytes:>12} B  {state}\n")
+    return errors.OK
+
+
+def _controller(config: JobsConfig):
+    import docker
+
+    from jobs.containers import ServiceController
+    from jobs.known_good import KnownGood
+
+    try:
+        client = docker.DockerClient(base_url=config.docker_url) if config.docker_url else docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise ContainerError(f"docker engine unreachable: {exc}") from None
+    return ServiceController(client, KnownGood(config.state_dir))
+
+
+def cmd_service(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
+    service = config.service(args.service)
+    controller = _controller(config)
+    try:
+        if args.command == "start":
+            result = controller.start(service)
+        elif args.command == "stop":
+            result = controller.stop(service)
+        else:
+            result = controller.restart(service, rollback=args.rollback, auto_rollback=args.auto_rollback)
+    except JobError as exc:
+        emit({"job": args.command, "service": service.name, "status": "failed", "message": str(exc)})
+        raise
+    finally:
+        controller.client.close()
+    status = "rolled-back" if result.exit_code == errors.ROLLED_BACK else "ok"
+    emit({"job": args.command, "service": service.name, "status": status, "message": result.message})
+    if result.exit_code:
+        raise JobError(result.message, result.exit_code)
+    return errors.OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, JobsConfig, Emit], int]] = {
+    "backup": cmd_backup,
+    "verify": cmd_verify,
+    "restore": cmd_restore,
+    "prune": cmd_prune,
+    "list": cmd_list,
+    "start": cmd_service,
+    "stop": cmd_service,
+    "restart": cmd_service,
+}
+
+
+def run(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
+    """Dispatch to the subcommand's function."""
+    return COMMANDS[args.command](args, config, emit)

@@ -1,0 +1,270 @@
+"""The job programs' configuration file: databases to back up, services to start and stop.
+
+Validated strictly at start-up (unknown keys rejected, every problem reported at once).
+Names of databases and services are what Jenkins passes as parameters, so they are held
+to a narrow pattern: a value outside the configured list never reaches a path, a query
+or a container call.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+
+from common.config import ConfigError, duration, load_config, port, validate
+from common.secrets import SecretError, resolve_secret
+from jobs.errors import UsageError
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+TABLE_RE = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
+# Docker's own pattern for container names.
+CONTAINER_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+
+
+def _matching(pattern: re.Pattern[str], what: str):
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise vol.Invalid(f"invalid {what} {value!r}: must match {pattern.pattern}")
+        return value
+
+    return check
+
+
+name = _matching(NAME_RE, "name")
+table = _matching(TABLE_RE, "table name")
+container_name = _matching(CONTAINER_RE, "container name")
+
+
+def _absolute_path(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise vol.Invalid(f"expected an absolute path, got {value!r}")
+    return value
+
+
+def _positive_int(minimum: int):
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise vol.Invalid(f"expected an integer >= {minimum}")
+        return value
+
+    return check
+
+
+def _one_password_source(value: dict) -> dict:
+    if "password_env" in value and "password_file" in value:
+        raise vol.Invalid("give password_env or password_file, not both")
+    return value
+
+
+USER = vol.All(
+    {
+        vol.Required("user"): vol.All(str, vol.Length(min=1, max=80)),
+        vol.Optional("password_env"): vol.All(str, vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$")),
+        vol.Optional("password_file"): _absolute_path,
+    },
+    _one_password_source,
+)
+
+CONNECTION = {
+    vol.Optional("host", default="127.0.0.1"): vol.All(str, vol.Length(min=1)),
+    vol.Optional("port", default=3306): port,
+    vol.Optional("socket"): _absolute_path,
+    vol.Optional("connect_timeout", default=5.0): duration,
+}
+
+RETENTION = {
+    # keep_last >= 1: retention can never delete every backup.
+    vol.Optional("keep_last", default=7): _positive_int(1),
+    vol.Optional("keep_daily_days", default=14): _positive_int(0),
+    vol.Optional("keep_safety", default=5): _positive_int(1),
+}
+
+DATABASE = {
+    vol.Required("connection"): CONNECTION,
+    vol.Required("backup_user"): USER,
+    vol.Required("restore_user"): USER,
+    vol.Required("backup_dir"): _absolute_path,
+    vol.Optional("required_tables", default=[]): [table],
+    vol.Optional("retention", default={}): RETENTION,
+    vol.Optional("compress_level", default=6): vol.All(int, vol.Range(min=1, max=9)),
+    vol.Optional("dump_timeout", default=3600.0): duration,
+}
+
+
+def _one_container_selector(value: dict) -> dict:
+    if ("container" in value) == ("compose_service" in value):
+        raise vol.Invalid("give either container or compose_service (with optional compose_project)")
+    if "compose_project" in value and "compose_service" not in value:
+        raise vol.Invalid("compose_project needs compose_service")
+    return value
+
+
+SERVICE = vol.All(
+    {
+        vol.Optional("compose_project"): vol.All(str, vol.Match(r"^[a-z0-9][a-z0-9_-]*$")),
+        vol.Optional("compose_service"): vol.All(str, vol.Match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")),
+        vol.Optional("container"): container_name,
+        vol.Optional("image"): vol.All(str, vol.Match(r"^[a-zA-Z0-9][a-zA-Z0-9_./:@-]*$")),
+        vol.Optional("start_timeout", default=60.0): duration,
+        vol.Optional("stop_timeout", default=10.0): duration,
+        vol.Optional("settle", default=2.0): duration,
+    },
+    _one_container_selector,
+)
+
+SCHEMA = vol.Schema(
+    {
+        vol.Optional("state_dir", default="/var/lib/stackmedic"): _absolute_path,
+        vol.Optional("dump_command", default="mariadb-dump"): vol.All(str, vol.Length(min=1)),
+        vol.Optional("client_command", default="mariadb"): vol.All(str, vol.Length(min=1)),
+        vol.Optional("docker_url"): vol.All(str, vol.Match(r"^(unix|tcp|ssh)://.+")),
+        vol.Optional("databases", default={}): {name: DATABASE},
+        vol.Optional("services", default={}): {name: SERVICE},
+    }
+)
+
+
+@dataclass(frozen=True)
+class User:
+    """A database account; the password is read only when a job needs it."""
+
+    user: str
+    password_env: str | None = None
+    password_file: str | None = None
+
+    def password(self) -> str | None:
+        """The password from its file or environment variable; UsageError when unreadable."""
+        try:
+            return resolve_secret(env=self.password_env, file=self.password_file)
+        except SecretError as exc:
+            raise UsageError(f"password of {self.user}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Connection:
+    host: str = "127.0.0.1"
+    port: int = 3306
+    socket: str | None = None
+    connect_timeout: float = 5.0
+
+    def describe(self) -> str:
+        """host:port or the socket, for messages."""
+        return self.socket or f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Retention:
+    keep_last: int = 7
+    keep_daily_days: int = 14
+    keep_safety: int = 5
+
+
+@dataclass(frozen=True)
+class Database:
+    """One database: where it is, who may dump and restore it, where its backups go."""
+
+    name: str
+    connection: Connection
+    backup_user: User
+    restore_user: User
+    backup_dir: Path
+    required_tables: tuple[str, ...] = ()
+    retention: Retention = field(default_factory=Retention)
+    compress_level: int = 6
+    dump_timeout: float = 3600.0
+
+    @property
+    def directory(self) -> Path:
+        """<backup_dir>/<database>, as the exporter reads it."""
+        return self.backup_dir / self.name
+
+
+@dataclass(frozen=True)
+class Service:
+    """A container the start/stop/restart jobs may act on."""
+
+    name: str
+    compose_project: str | None = None
+    compose_service: str | None = None
+    container: str | None = None
+    image: str | None = None
+    start_timeout: float = 60.0
+    stop_timeout: float = 10.0
+    settle: float = 2.0
+
+
+@dataclass(frozen=True)
+class JobsConfig:
+    state_dir: Path
+    dump_command: str
+    client_command: str
+    docker_url: str | None
+    databases: dict[str, Database]
+    services: dict[str, Service]
+
+    def database(self, name: str) -> Database:
+        """The configured database `name`; UsageError for any other value."""
+        if name not in self.databases:
+            raise UsageError(f"unknown database {name!r}: configured are {', '.join(sorted(self.databases))}")
+        return self.databases[name]
+
+    def service(self, name: str) -> Service:
+        """The configured service `name`; UsageError for any other value."""
+        if name not in self.services:
+            raise UsageError(f"unknown service {name!r}: configured are {', '.join(sorted(self.services))}")
+        return self.services[name]
+
+
+def build(data: dict) -> JobsConfig:
+    """Turn validated data into the typed configuration."""
+    databases = {}
+    for db_name, db in data["databases"].items():
+        databases[db_name] = Database(
+            name=db_name,
+            connection=Connection(**db["connection"]),
+            backup_user=User(**db["backup_user"]),
+            restore_user=User(**db["restore_user"]),
+            backup_dir=Path(db["backup_dir"]),
+            required_tables=tuple(db["required_tables"]),
+            retention=Retention(**db["retention"]),
+            compress_level=db["compress_level"],
+            dump_timeout=db["dump_timeout"],
+        )
+    services = {svc_name: Service(name=svc_name, **svc) for svc_name, svc in data["services"].items()}
+    return JobsConfig(
+        state_dir=Path(data["state_dir"]),
+        dump_command=data["dump_command"],
+        client_command=data["client_command"],
+        docker_url=data.get("docker_url"),
+        databases=databases,
+        services=services,
+    )
+
+
+def parse(data: Any) -> JobsConfig:
+    """Validate already-parsed YAML data; ConfigError lists every problem."""
+    if data is None:
+        data = {}
+    return build(validate(SCHEMA, data))
+
+
+def load(path: str | Path) -> JobsConfig:
+    """Read, validate and build the configuration file at `path`."""
+    return build(load_config(path, SCHEMA))
+
+
+__all__ = [
+    "ConfigError",
+    "JobsConfig",
+    "Database",
+    "Service",
+    "User",
+    "Connection",
+    "Retention",
+    "load",
+    "parse",
+]
