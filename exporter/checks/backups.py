@@ -1,0 +1,132 @@
+"""Backups on disk, read from the manifests the backup job writes (docs/design.md).
+
+`<directory>/<db>/<db>-<YYYYmmddTHHMMSSZ>.sql.gz` with its manifest beside it
+(`.sql.gz.json`). A backup is complete only when its manifest exists and names a dump
+that exists; `.tmp-*` files are work in progress. Manifests are cached by (mtime, size),
+so a scrape reads only new or re-verified ones. Sample::
+
+    stackmedic_backup_count{database="petclinic"} 14
+    stackmedic_backup_newest_timestamp_seconds{database="petclinic"} 1.7e+09
+    stackmedic_backup_newest_verified_timestamp_seconds{database="petclinic"} 1.7e+09
+    stackmedic_backup_newest_size_bytes{database="petclinic"} 12345
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from exporter.checks.base import Check
+from exporter.metrics import Samples
+
+log = logging.getLogger(__name__)
+
+MANIFEST_SUFFIX = ".sql.gz.json"
+
+
+@dataclass(frozen=True)
+class Backup:
+    """What the exporter needs of one manifest."""
+
+    created: float
+    size: int
+    verified_ok: bool
+
+
+def parse_time(text: str) -> float:
+    """'2026-11-24T09:30:00Z' -> seconds since the epoch."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def read_manifest(path: Path, database: str) -> Backup:
+    """A Backup from its manifest; ValueError/KeyError/OSError when it is not a valid one."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != 1 or data.get("database") != database:
+        raise ValueError("not a format 1 manifest of this database")
+    if data.get("file") != path.name[: -len(".json")]:
+        raise ValueError("manifest names another file")
+    verified = data.get("verified") or {}
+    return Backup(parse_time(data["created"]), int(data["size_bytes"]), verified.get("ok") is True)
+
+
+class BackupsCheck(Check):
+    """Count, newest, newest verified and newest size of each database's backups."""
+
+    kind = "backups"
+
+    def __init__(self, directory: str, databases: Sequence[str] | None = None, timeout: float = 5.0):
+        super().__init__("backups", timeout)
+        self.directory = Path(directory)
+        self.databases = list(databases) if databases is not None else None
+        self._cache: dict[str, tuple[tuple[int, int], Backup | None]] = {}
+        self._known: list[str] = list(self.databases or [])
+
+    def _database_names(self) -> list[str]:
+        if self.databases is not None:
+            return self.databases
+        # not configured: each folder is a database; once seen, a database stays reported
+        try:
+            found = sorted(
+                e.name for e in os.scandir(self.directory) if e.is_dir() and not e.name.startswith(".")
+            )
+        except OSError:
+            found = []
+        self._known = sorted(set(self._known) | set(found))
+        return self._known
+
+    def run(self, out: Samples, deadline: float) -> None:
+        live: set[str] = set()
+        for db in self._database_names():
+            backups = self._backups(db, live)
+            newest = max(backups, key=lambda b: b.created, default=None)
+            verified = [b.created for b in backups if b.verified_ok]
+            out.add("backup_count", len(backups), db)
+            out.add("backup_newest_timestamp_seconds", newest.created if newest else 0, db)
+            out.add("backup_newest_verified_timestamp_seconds", max(verified, default=0), db)
+            out.add("backup_newest_size_bytes", newest.size if newest else 0, db)
+        self._cache = {k: v for k, v in self._cache.items() if k in live}
+
+    def _backups(self, db: str, live: set[str]) -> list[Backup]:
+        folder = self.directory / db
+        try:
+            entries = {e.name: e for e in os.scandir(folder) if not e.name.startswith(".tmp-")}
+        except OSError:
+            return []
+        found = []
+        prefix = f"{db}-"
+        for name, entry in entries.items():
+            if not (name.startswith(prefix) and name.endswith(MANIFEST_SUFFIX)):
+                continue
+            if name[: -len(".json")] not in entries:
+                continue  # the dump is gone: not a backup
+            key = str(folder / name)
+            live.add(key)
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            stamp = (st.st_mtime_ns, st.st_size)
+            cached = self._cache.get(key)
+            if cached is None or cached[0] != stamp:
+                try:
+                    backup: Backup | None = read_manifest(Path(key), db)
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    log.warning("invalid backup manifest path=%s error=%s", key, exc)
+                    backup = None
+                cached = (stamp, backup)
+                self._cache[key] = cached
+            if cached[1] is not None:
+                found.append(cached[1])
+        return found
+
+    def blank(self, out: Samples, reason: str, elapsed: float) -> None:
+        for db in self.databases if self.databases is not None else self._known:
+            out.add("backup_count", 0, db)
+            out.add("backup_newest_timestamp_seconds", 0, db)
+            out.add("backup_newest_verified_timestamp_seconds", 0, db)
+            out.add("backup_newest_size_bytes", 0, db)

@@ -1,0 +1,39 @@
+"""What every check is: a name, a timeout, `run` (the real work) and `blank` (all zeros)."""
+
+from __future__ import annotations
+
+from exporter.metrics import Samples
+
+
+class Check:
+    """One unit of work of a scrape, run in the pool under its own deadline.
+
+    `run` fills `out` with every configured item; it may raise, and the collector then
+    uses `blank`. `blank` must emit the same items with 0 (or "unknown") values, for when
+    the check timed out, failed or is still running from an earlier scrape.
+    """
+
+    kind = "check"
+
+    def __init__(self, name: str, timeout: float):
+        self.name = name
+        self.timeout = timeout
+
+    @property
+    def check_label(self) -> str:
+        """The `check` label: the kind, then the item name for per-item checks."""
+        return self.kind if self.name == self.kind else f"{self.kind}/{self.name}"
+
+    def run(self, out: Samples, deadline: float) -> None:
+        """Do the check; `deadline` is a `time.monotonic()` value not to go past."""
+        raise NotImplementedError
+
+    def blank(self, out: Samples, reason: str, elapsed: float) -> None:
+        """Every item at 0; `reason` is timeout, error or still_running."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start background work (docker space refresher); most checks have none."""
+
+    def close(self) -> None:
+        """Stop background work and release clients."""

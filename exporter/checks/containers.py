@@ -1,0 +1,144 @@
+"""Containers (docker SDK): running containers, state, health and restarts per service.
+
+One cheap list call per scrape (no inspect of every container); only the containers that
+match a configured service are inspected, for their health and RestartCount. A service
+matches on its compose service label (default: its name) or on a container name regex.
+Sample::
+
+    stackmedic_docker_up 1
+    stackmedic_container_running{compose_service="petclinic"} 1
+    stackmedic_container_expected{compose_service="petclinic"} 1
+    stackmedic_container_state{compose_service="petclinic",state="exited"} 0
+    stackmedic_container_health{compose_service="petclinic",health="none"} 1
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.checks.base import Check
+from exporter.checks.docker_api import docker_client
+from exporter.metrics import CONTAINER_HEALTH, CONTAINER_STATES, Samples
+
+log = logging.getLogger(__name__)
+
+SERVICE_LABEL = "com.docker.compose.service"
+PROJECT_LABEL = "com.docker.compose.project"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A configured service: by compose label, or by container name regex."""
+
+    name: str
+    compose_service: str | None = None
+    compose_project: str | None = None
+    name_regex: re.Pattern | None = None
+    expected: int = 1
+
+    @classmethod
+    def from_config(cls, item: dict) -> Service:
+        pattern = re.compile(item["name_regex"]) if item.get("name_regex") else None
+        return cls(
+            item["name"], item.get("compose_service"), item.get("compose_project"), pattern, item["expected"]
+        )
+
+    def matches(self, container: dict) -> bool:
+        labels = container.get("Labels") or {}
+        if self.compose_project and labels.get(PROJECT_LABEL) != self.compose_project:
+            return False
+        if self.name_regex is not None:
+            names = [n.lstrip("/") for n in container.get("Names") or ()]
+            return any(self.name_regex.search(n) for n in names)
+        return labels.get(SERVICE_LABEL) == self.compose_service
+
+
+class ContainersCheck(Check):
+    """Containers of the configured services, from one list call."""
+
+    kind = "containers"
+
+    def __init__(
+        self,
+        services: Sequence[Service],
+        docker_url: str,
+        timeout: float = 5.0,
+        client_factory: Callable[[str, float], Any] = docker_client,
+    ):
+        super().__init__("containers", timeout)
+        self.services = list(services)
+        self.docker_url = docker_url
+        self._client_factory = client_factory
+        self._client: Any = None
+        self._was_up: bool | None = None
+
+    def _api(self) -> Any:
+        if self._client is None:
+            self._client = self._client_factory(self.docker_url, self.timeout)
+        return self._client.api
+
+    def run(self, out: Samples, deadline: float) -> None:
+        try:
+            listed = self._api().containers(all=True)
+        except Exception as exc:  # noqa: BLE001 - the engine down is docker_up 0
+            self._log_state(False, exc)
+            self._client = None  # negotiate again when it is back
+            self.blank(out, "", 0.0)
+            return
+        self._log_state(True)
+        out.add("docker_up", 1)
+        for service in self.services:
+            states = dict.fromkeys(CONTAINER_STATES, 0)
+            health = dict.fromkeys(CONTAINER_HEALTH, 0)
+            restarts = 0
+            for c in listed:
+                if not service.matches(c):
+                    continue
+                state, status, count = self._inspect(c)
+                if state is None:
+                    continue  # removed since the list call
+                states[state] = states.get(state, 0) + 1
+                health[status] = health.get(status, 0) + 1
+                restarts += count
+            self._emit(out, service, states, health, restarts)
+
+    def _inspect(self, listed: dict) -> tuple[str | None, str, int]:
+        try:
+            info = self._api().inspect_container(listed["Id"])
+        except Exception as exc:  # noqa: BLE001 - gone between list and inspect
+            log.debug("container inspect failed id=%s error=%s", listed["Id"][:12], exc)
+            return None, "none", 0
+        state = info.get("State") or {}
+        status = (state.get("Health") or {}).get("Status") or "none"
+        return state.get("Status") or listed.get("State") or "created", status, info.get("RestartCount") or 0
+
+    def _emit(self, out: Samples, service: Service, states: dict, health: dict, restarts: int) -> None:
+        name = service.name
+        out.add("container_running", states.get("running", 0), name)
+        out.add("container_expected", service.expected, name)
+        for state in CONTAINER_STATES:
+            out.add("container_state", states.get(state, 0), name, state)
+        for status in CONTAINER_HEALTH:
+            out.add("container_health", health.get(status, 0), name, status)
+        out.add("container_restarts", restarts, name)
+
+    def blank(self, out: Samples, reason: str, elapsed: float) -> None:
+        out.add("docker_up", 0)
+        for service in self.services:
+            self._emit(out, service, {}, {}, 0)
+
+    def _log_state(self, up: bool, exc: Exception | None = None) -> None:
+        if up != self._was_up:
+            if up:
+                log.info("docker engine up url=%s", self.docker_url)
+            else:
+                log.warning("docker engine down url=%s error=%s", self.docker_url, exc)
+        self._was_up = up
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()

@@ -1,0 +1,214 @@
+"""HTTP targets: the status is allowed and the body matches, within the deadline.
+
+The body is read in pieces as they arrive, up to `max_body_bytes`, and reading stops at
+the deadline: a server that drips its body cannot hold the check past it. A failure has
+one reason from a fixed set (timeout, connect, tls, status, keyword, body_too_large,
+error). Sample::
+
+    stackmedic_http_up{target="petclinic"} 1
+    stackmedic_http_status_code{target="petclinic"} 200
+    stackmedic_http_failure_reason{target="petclinic",reason="keyword"} 0
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from exporter.checks.base import Check
+from exporter.metrics import HTTP_REASONS, Samples
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 10
+
+
+class Failed(Exception):
+    """The check failed for `reason` (one of HTTP_REASONS)."""
+
+    def __init__(self, reason: str, detail: str = "", status: int = 0):
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass
+class HttpTarget:
+    """A configured HTTP target."""
+
+    name: str
+    url: str
+    timeout: float = 5.0
+    status_codes: tuple[int, ...] = ()
+    keyword: str | None = None
+    regex: re.Pattern | None = None
+    max_body_bytes: int = 1024 * 1024
+    tls_verify: bool = True
+    ca_file: str | None = None
+    follow_redirects: bool = True
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, item: dict) -> HttpTarget:
+        return cls(
+            name=item.get("name") or item["url"],
+            url=item["url"],
+            timeout=item["timeout"],
+            status_codes=tuple(item.get("status_codes") or ()),
+            keyword=item.get("keyword"),
+            regex=re.compile(item["regex"]) if item.get("regex") else None,
+            max_body_bytes=item["max_body_bytes"],
+            tls_verify=item["tls_verify"],
+            ca_file=item.get("ca_file"),
+            follow_redirects=item["follow_redirects"],
+            headers=dict(item.get("headers") or {}),
+        )
+
+    def status_allowed(self, status: int) -> bool:
+        return status in self.status_codes if self.status_codes else 200 <= status <= 299
+
+
+def _reason_of(exc: Exception) -> str:
+    cause = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
+    if isinstance(cause, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(cause, SSLError):
+        return "tls"
+    if isinstance(cause, NewConnectionError | NameResolutionError | ConnectionRefusedError):
+        return "connect"
+    return "error"
+
+
+def make_pool(target: HttpTarget) -> urllib3.PoolManager:
+    """One connection pool per target; connections are not kept between checks."""
+    tls = {"cert_reqs": "CERT_REQUIRED" if target.tls_verify else "CERT_NONE"}
+    if target.ca_file:
+        tls["ca_certs"] = target.ca_file
+    return urllib3.PoolManager(num_pools=2, maxsize=1, block=False, **tls)
+
+
+class HttpCheck(Check):
+    """GET one URL; up when the status is allowed and the body matches."""
+
+    kind = "http"
+
+    def __init__(
+        self,
+        target: HttpTarget,
+        pool_factory: Callable[[HttpTarget], urllib3.PoolManager] = make_pool,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        super().__init__(target.name, target.timeout)
+        self.target = target
+        self.clock = clock
+        self._pool = pool_factory(target)
+        if not target.tls_verify:
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    def run(self, out: Samples, deadline: float) -> None:
+        start = self.clock()
+        status, reason = 0, ""
+        try:
+            status = self._probe(deadline)
+        except Failed as exc:
+            reason = exc.reason
+            status = exc.status
+            log.debug("http check failed target=%s reason=%s detail=%s", self.name, reason, exc)
+        self._emit(out, status, reason, self.clock() - start)
+
+    def _probe(self, deadline: float) -> int:
+        remaining = deadline - self.clock()
+        if remaining <= 0:
+            raise Failed("timeout")
+        # one timeout for connect and for each read, capped by the deadline; the body
+        # loop below checks the deadline between reads
+        timeout = urllib3.Timeout(connect=remaining, read=remaining)
+        retries = urllib3.Retry(
+            total=None,
+            connect=0,
+            read=0,
+            status=0,
+            other=0,
+            redirect=MAX_REDIRECTS if self.target.follow_redirects else 0,
+            raise_on_redirect=False,
+            raise_on_status=False,
+        )
+        headers = {"User-Agent": "stackmedic-exporter", "Accept-Encoding": "identity", "Connection": "close"}
+        headers.update(self.target.headers)
+        try:
+            resp = self._pool.request(
+                "GET",
+                self.target.url,
+                headers=headers,
+                timeout=timeout,
+                retries=retries,
+                preload_content=False,
+                redirect=self.target.follow_redirects,
+            )
+        except Exception as exc:  # noqa: BLE001 - every client error is a reason
+            raise Failed(_reason_of(exc), str(exc)) from None
+        try:
+            return self._check_response(resp, deadline)
+        finally:
+            resp.release_conn()
+            resp.close()
+
+    def _check_response(self, resp: urllib3.BaseHTTPResponse, deadline: float) -> int:
+        status = resp.status
+        if not self.target.status_allowed(status):
+            raise Failed("status", f"status {status}", status)
+        limit = self.target.max_body_bytes
+        length = resp.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            raise Failed("body_too_large", f"Content-Length {length}", status)
+        body = bytearray()
+        try:
+            while True:
+                if self.clock() >= deadline:
+                    raise Failed("timeout", "body not complete by the deadline", status)
+                chunk = resp.read1(min(65536, limit + 1 - len(body)))
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > limit:
+                    raise Failed("body_too_large", f"body over {limit} bytes", status)
+        except Failed:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken or timed-out body read
+            raise Failed(_reason_of(exc), str(exc), status) from None
+        if self.target.keyword or self.target.regex:
+            # ASCII keywords match in any ASCII-compatible charset
+            text = body.decode("utf-8", errors="replace")
+            if self.target.keyword and self.target.keyword not in text:
+                raise Failed("keyword", "keyword not found", status)
+            if self.target.regex and not self.target.regex.search(text):
+                raise Failed("keyword", "regex not matched", status)
+        return status
+
+    def _emit(self, out: Samples, status: int, reason: str, elapsed: float) -> None:
+        name = self.name
+        out.add("http_up", 0 if reason else 1, name)
+        out.add("http_status_code", status, name)
+        out.add("http_duration_seconds", elapsed, name)
+        for r in HTTP_REASONS:
+            out.add("http_failure_reason", 1 if r == reason else 0, name, r)
+
+    def blank(self, out: Samples, reason: str, elapsed: float) -> None:
+        # still running means the target is still hanging from an earlier scrape
+        self._emit(out, 0, "error" if reason == "error" else "timeout", elapsed)
+
+    def close(self) -> None:
+        self._pool.clear()

@@ -1,0 +1,128 @@
+"""The machine itself: CPU, memory, swap, load and the configured file systems (psutil).
+
+Sample::
+
+    stackmedic_cpu_utilization_ratio 0.12
+    stackmedic_memory_available_bytes 1.9e+10
+    stackmedic_filesystem_avail_bytes{mountpoint="/"} 4.1e+10
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psutil
+
+from exporter.checks.base import Check
+from exporter.metrics import Samples
+
+# Below this, two CPU samples are too close for a meaningful ratio (the kernel counts in
+# 10 ms ticks per CPU); the previous ratio is reported instead.
+MIN_CPU_WINDOW = 0.2
+
+
+def cpu_busy_idle(times: Any) -> tuple[float, float]:
+    """(busy, idle) seconds from psutil.cpu_times(); guest time is already in user/nice."""
+    total = sum(times)
+    for field in ("guest", "guest_nice"):
+        total -= getattr(times, field, 0.0)
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return total - idle, idle
+
+
+class CpuRatio:
+    """CPU utilisation between successive calls, correct from the first call.
+
+    psutil's first cpu_percent() is meaningless (no earlier sample), so the first sample is
+    taken at construction; a call that comes too soon after it waits out the remainder of
+    MIN_CPU_WINDOW once, rather than report a wrong value.
+    """
+
+    def __init__(
+        self,
+        cpu_times: Callable[[], Any] = psutil.cpu_times,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self._cpu_times = cpu_times
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._last = (clock(), cpu_busy_idle(cpu_times()))
+        self._ratio: float | None = None
+
+    def ratio(self) -> float:
+        with self._lock:
+            then, (busy0, idle0) = self._last
+            now = self._clock()
+            if now - then < MIN_CPU_WINDOW:
+                if self._ratio is not None:
+                    return self._ratio
+                self._sleep(MIN_CPU_WINDOW - (now - then))
+                now = self._clock()
+            busy1, idle1 = cpu_busy_idle(self._cpu_times())
+            d_busy, d_idle = busy1 - busy0, idle1 - idle0
+            total = d_busy + d_idle
+            if total > 0:
+                self._ratio = min(1.0, max(0.0, d_busy / total))
+                self._last = (now, (busy1, idle1))
+            return self._ratio if self._ratio is not None else 0.0
+
+
+class SystemCheck(Check):
+    """CPU, memory, swap, load and file systems of this machine."""
+
+    kind = "system"
+
+    def __init__(
+        self,
+        filesystems: Sequence[str] = (),
+        timeout: float = 2.0,
+        cpu: CpuRatio | None = None,
+        disk_usage: Callable[[str], Any] = psutil.disk_usage,
+    ):
+        super().__init__("system", timeout)
+        self.filesystems = list(filesystems)
+        self.cpu = cpu or CpuRatio()
+        self._disk_usage = disk_usage
+
+    def run(self, out: Samples, deadline: float) -> None:
+        out.add("cpu_utilization_ratio", self.cpu.ratio())
+        mem = psutil.virtual_memory()
+        out.add("memory_total_bytes", mem.total)
+        out.add("memory_available_bytes", mem.available)
+        swap = psutil.swap_memory()
+        out.add("swap_total_bytes", swap.total)
+        out.add("swap_used_bytes", swap.used)
+        for key, value in zip(("load1", "load5", "load15"), os.getloadavg(), strict=True):
+            out.add(key, value)
+        for mountpoint in self.filesystems:
+            size = avail = 0  # not mounted (or gone): the series stays, at 0
+            if os.path.ismount(mountpoint):
+                try:
+                    usage = self._disk_usage(mountpoint)
+                    size, avail = usage.total, usage.free
+                except OSError:
+                    pass
+            out.add("filesystem_size_bytes", size, mountpoint)
+            out.add("filesystem_avail_bytes", avail, mountpoint)
+
+    def blank(self, out: Samples, reason: str, elapsed: float) -> None:
+        for key in (
+            "cpu_utilization_ratio",
+            "memory_total_bytes",
+            "memory_available_bytes",
+            "swap_total_bytes",
+            "swap_used_bytes",
+            "load1",
+            "load5",
+            "load15",
+        ):
+            out.add(key, 0)
+        for mountpoint in self.filesystems:
+            out.add("filesystem_size_bytes", 0, mountpoint)
+            out.add("filesystem_avail_bytes", 0, mountpoint)

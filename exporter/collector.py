@@ -1,0 +1,135 @@
+"""The scrape runner: every check of a scrape at once, in a bounded pool, under deadlines.
+
+A check that does not finish by min(its timeout, the scrape budget) is reported as
+`check_success 0` with reason `timeout`, its items at 0, and the scrape goes on. Its
+thread is left to finish on its own (checks bound their own I/O); until it has, the check
+is not started again: later scrapes report it as `still_running` instead of piling up
+threads on a hung target.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from prometheus_client.core import Metric
+
+from exporter.checks.base import Check
+from exporter.metrics import CHECK_REASONS, Samples, families
+
+log = logging.getLogger(__name__)
+
+
+class ScrapeRunner:
+    """Runs `checks` for each scrape; safe to call from several scrapes at once."""
+
+    def __init__(
+        self,
+        checks: Sequence[Check],
+        max_workers: int = 32,
+        version: str = "unknown",
+        clock: Callable[[], float] = time.monotonic,
+        grace: float = 0.25,
+    ):
+        self.checks = list(checks)
+        # A check's own I/O may run `grace` past the collector's deadline, so that a hung
+        # target is always reported the same way: check_success 0, reason timeout.
+        self.grace = grace
+        self.version = version
+        self.clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="check")
+        self._lock = threading.Lock()
+        self._running: dict[str, float] = {}  # check label -> when its run started
+        self._failing: dict[str, str] = {}  # check label -> last logged failure
+
+    def scrape(self, budget: float) -> list[Samples]:
+        """Run every check once within `budget` seconds; return their samples."""
+        start = self.clock()
+        head = Samples()
+        head.add("build_info", 1, self.version)
+        pending: list[tuple[float, Check, Future | None, float]] = []
+        for check in self.checks:
+            deadline = start + max(0.0, min(check.timeout, budget))
+            with self._lock:
+                began = self._running.get(check.check_label)
+                if began is None:
+                    self._running[check.check_label] = start
+            if began is not None:
+                pending.append((deadline, check, None, began))
+                continue
+            future = self._pool.submit(self._run, check, deadline)
+            pending.append((deadline, check, future, start))
+        results = [head]
+        for deadline, check, future, began in sorted(pending, key=lambda p: p[0]):
+            results.append(self._result(check, future, deadline, began))
+        return results
+
+    def collect(self, budget: float) -> Iterator[Metric]:
+        """Metric families of one scrape."""
+        return families(self.scrape(budget))
+
+    def close(self) -> None:
+        """Stop the pool without waiting for hung checks, and close the checks."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for check in self.checks:
+            check.close()
+
+    def _run(self, check: Check, deadline: float) -> tuple[Samples, float]:
+        began = self.clock()
+        try:
+            out = Samples()
+            check.run(out, deadline + self.grace)
+            return out, self.clock() - began
+        finally:
+            with self._lock:
+                self._running.pop(check.check_label, None)
+
+    def _result(self, check: Check, future: Future | None, deadline: float, began: float) -> Samples:
+        label = check.check_label
+        reason = "still_running"
+        if future is not None:
+            try:
+                out, elapsed = future.result(timeout=max(0.0, deadline - self.clock()))
+            except FutureTimeout:
+                reason = "timeout"
+                if future.cancel():  # never started: the pool was busy
+                    with self._lock:
+                        self._running.pop(label, None)
+            except Exception as exc:  # noqa: BLE001 - a broken check is a metric, not a failed scrape
+                reason = "error"
+                self._log_failure(label, f"error={type(exc).__name__}: {exc}", exc)
+            else:
+                self._log_recovery(label)
+                out.add("check_success", 1, label)
+                out.add("check_duration_seconds", elapsed, label)
+                for r in CHECK_REASONS:
+                    out.add("check_failure_reason", 0, label, r)
+                return out
+        if reason != "error":
+            self._log_failure(label, f"reason={reason}")
+        elapsed = max(0.0, self.clock() - began)
+        out = Samples()
+        check.blank(out, reason, elapsed)
+        out.add("check_success", 0, label)
+        out.add("check_duration_seconds", elapsed, label)
+        for r in CHECK_REASONS:
+            out.add("check_failure_reason", 1 if r == reason else 0, label, r)
+        return out
+
+    def _log_failure(self, label: str, detail: str, exc: Exception | None = None) -> None:
+        # once per change, not once per scrape: a hung target would flood the log
+        with self._lock:
+            if self._failing.get(label) == detail:
+                return
+            self._failing[label] = detail
+        log.warning("check failed check=%s %s", label, detail, exc_info=exc)
+
+    def _log_recovery(self, label: str) -> None:
+        with self._lock:
+            if self._failing.pop(label, None) is None:
+                return
+        log.info("check recovered check=%s", label)

@@ -1,0 +1,282 @@
+"""The exporter's configuration: one YAML file, validated strictly, or the embedded default.
+
+Each top-level section but `scrape` turns one kind of check on; see
+examples/seed-stack.yml for all of them. Durations are seconds or strings like `500ms`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+
+from common.config import ConfigError, duration, load_config, port, regex, url, validate
+from common.secrets import Secret, SecretError, resolve_secret
+
+DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_$-]{1,64}$"
+# file systems of the embedded default: real disks, not pseudo or image mounts
+_SKIP_FSTYPES = {"squashfs", "overlay", "tmpfs", "devtmpfs", "iso9660", "nsfs", "fuse.lxcfs"}
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = duration(value)
+    if seconds <= 0:
+        raise vol.Invalid("duration must be greater than 0")
+    return seconds
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(NAME_PATTERN, value):
+        raise vol.Invalid(f"invalid name {value!r}: letters, digits, _ . : - (at most 63)")
+    return value
+
+
+def _identifier(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(IDENTIFIER_PATTERN, value):
+        raise vol.Invalid(f"invalid identifier {value!r}: letters, digits, _ $ - (at most 64)")
+    return value
+
+
+def _int_range(lo: int, hi: int | None = None) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise vol.Invalid("expected an integer")
+        if value < lo or (hi is not None and value > hi):
+            raise vol.Invalid(f"{value} out of range {lo}..{hi if hi is not None else ''}")
+        return value
+
+    return check
+
+
+def _section(schema: dict) -> vol.All:
+    """A mapping section where an empty value (`system:`) means all defaults."""
+    return vol.All(lambda v: {} if v is None else v, schema)
+
+
+def _unique(key: str, default: Callable[[dict], str] | None = None) -> Callable[[list], list]:
+    """A list validator: no two items share `key` (two series with the same labels)."""
+
+    def check(items: list) -> list:
+        seen: set[str] = set()
+        errors = []
+        for i, item in enumerate(items):
+            value = item.get(key) or (default(item) if default else None)
+            if value in seen:
+                errors.append(vol.Invalid(f"duplicate {key} {value!r}", path=[i, key]))
+            seen.add(value)
+        if errors:
+            raise vol.MultipleInvalid(errors)
+        return items
+
+    return check
+
+
+def _each(item_schema: Any) -> Callable[[Any], list]:
+    """A list whose items are all validated, every bad item reported (voluptuous stops at one)."""
+    compiled = vol.Schema(item_schema)
+
+    def check(items: Any) -> list:
+        if not isinstance(items, list):
+            raise vol.Invalid("expected a list")
+        out, errors = [], []
+        for i, item in enumerate(items):
+            try:
+                out.append(compiled(item))
+            except vol.MultipleInvalid as exc:
+                for err in exc.errors:
+                    err.prepend([i])
+                    errors.append(err)
+            except vol.Invalid as exc:
+                exc.prepend([i])
+                errors.append(exc)
+        if errors:
+            raise vol.MultipleInvalid(errors)
+        return out
+
+    return check
+
+
+def _docker_url(value: Any) -> str:
+    """unix:///path/to/docker.sock, or tcp:// / http(s)://host:port."""
+    if isinstance(value, str) and value.startswith("unix://"):
+        if not value[len("unix://") :].startswith("/"):
+            raise vol.Invalid(f"invalid Docker URL {value!r}: expected unix:///absolute/path")
+        return value
+    try:
+        return url(("tcp", "http", "https"))(value)
+    except vol.Invalid:
+        raise vol.Invalid(f"invalid Docker URL {value!r}: expected unix:///path or tcp://host:port") from None
+
+
+def _one_matcher(item: dict) -> dict:
+    if not any(item.get(k) for k in ("name", "exe", "cmdline")):
+        raise vol.Invalid("at least one of name, exe, cmdline is required")
+    return item
+
+
+def _service_default(item: dict) -> dict:
+    if "name_regex" not in item:
+        item.setdefault("compose_service", item["name"])
+    return item
+
+
+TIMEOUT = vol.Optional("timeout")
+
+SCRAPE = {
+    vol.Optional("timeout", default=10.0): _positive_duration,
+    vol.Optional("timeout_margin", default=0.5): duration,
+    vol.Optional("max_concurrency", default=32): _int_range(1, 1024),
+}
+SYSTEM = {
+    vol.Optional("filesystems", default=[]): _each(str),
+    vol.Optional("timeout", default=2.0): _positive_duration,
+}
+SERVICE = vol.All(
+    {
+        vol.Required("name"): _name,
+        vol.Optional("compose_service"): str,
+        vol.Optional("compose_project"): str,
+        vol.Optional("name_regex"): regex,
+        vol.Optional("expected", default=1): _int_range(0),
+    },
+    _service_default,
+)
+CONTAINERS = {
+    vol.Optional("docker_url", default=DEFAULT_DOCKER_URL): _docker_url,
+    vol.Optional("timeout", default=5.0): _positive_duration,
+    vol.Optional("services", default=[]): vol.All(_each(SERVICE), _unique("name")),
+}
+DOCKER_SPACE = {
+    vol.Optional("docker_url", default=DEFAULT_DOCKER_URL): _docker_url,
+    vol.Optional("refresh_interval", default=300.0): _positive_duration,
+    vol.Optional("timeout", default=120.0): _positive_duration,
+}
+PROCESS = vol.All(
+    {
+        vol.Required("group"): _name,
+        vol.Optional("name"): regex,
+        vol.Optional("exe"): regex,
+        vol.Optional("cmdline"): regex,
+    },
+    _one_matcher,
+)
+PROCESSES = {
+    vol.Optional("timeout", default=5.0): _positive_duration,
+    vol.Required("groups"): vol.All(_each(PROCESS), _unique("group")),
+}
+HTTP_TARGET = {
+    vol.Optional("name"): _name,
+    vol.Required("url"): url(),
+    vol.Optional("timeout", default=5.0): _positive_duration,
+    vol.Optional("status_codes", default=[]): _each(_int_range(100, 599)),
+    vol.Optional("keyword"): vol.All(str, vol.Length(min=1)),
+    vol.Optional("regex"): regex,
+    vol.Optional("max_body_bytes", default=1024 * 1024): _int_range(1),
+    vol.Optional("tls_verify", default=True): bool,
+    vol.Optional("ca_file"): str,
+    vol.Optional("follow_redirects", default=True): bool,
+    vol.Optional("headers", default={}): {str: str},
+}
+MYSQL_QUERY = {
+    vol.Required("name"): _name,
+    vol.Optional("database"): _identifier,
+    vol.Required("sql"): vol.All(str, vol.Length(min=1)),
+}
+MYSQL_SERVER = {
+    vol.Required("name"): _name,
+    vol.Optional("host", default="127.0.0.1"): str,
+    vol.Optional("port", default=3306): port,
+    vol.Optional("socket"): str,
+    vol.Required("user"): str,
+    vol.Optional("password_env"): str,
+    vol.Optional("password_file"): str,
+    vol.Optional("timeout", default=5.0): _positive_duration,
+    vol.Optional("tables", default={}): {_identifier: _each(_identifier)},
+    vol.Optional("queries", default=[]): vol.All(_each(MYSQL_QUERY), _unique("name")),
+}
+PORT_TARGET = {
+    vol.Required("name"): _name,
+    vol.Required("port"): port,
+    vol.Optional("host", default="127.0.0.1"): str,
+    vol.Optional("program"): regex,
+}
+PORTS = {
+    vol.Optional("discover", default=False): bool,
+    vol.Optional("timeout", default=2.0): _positive_duration,
+    vol.Optional("targets", default=[]): vol.All(_each(PORT_TARGET), _unique("name")),
+}
+BACKUPS = {
+    vol.Required("directory"): str,
+    vol.Optional("databases"): _each(_identifier),
+    vol.Optional("timeout", default=5.0): _positive_duration,
+}
+
+SCHEMA = vol.Schema(
+    {
+        vol.Optional("scrape", default={}): _section(SCRAPE),
+        vol.Optional("system"): _section(SYSTEM),
+        vol.Optional("containers"): _section(CONTAINERS),
+        vol.Optional("docker_space"): _section(DOCKER_SPACE),
+        vol.Optional("processes"): _section(PROCESSES),
+        vol.Optional("http"): vol.All(_each(HTTP_TARGET), _unique("name", lambda t: t["url"])),
+        vol.Optional("mysql"): vol.All(_each(MYSQL_SERVER), _unique("name")),
+        vol.Optional("ports"): _section(PORTS),
+        vol.Optional("backups"): _section(BACKUPS),
+    }
+)
+
+
+def _resolve_secrets(config: dict) -> dict:
+    """Read each MySQL password from its env var or file; errors never show the secret."""
+    problems = []
+    for i, server in enumerate(config.get("mysql") or []):
+        env, file = server.pop("password_env", None), server.pop("password_file", None)
+        key = "password_file" if file else "password_env"
+        try:
+            secret = resolve_secret(env=env, file=file)
+        except SecretError as exc:
+            problems.append((f"mysql[{i}].{key}", str(exc)))
+            continue
+        server["password"] = Secret(secret) if secret is not None else None
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def parse(data: Any) -> dict:
+    """Validate a parsed YAML document; raise ConfigError listing every problem."""
+    return _resolve_secrets(validate(SCHEMA, {} if data is None else data))
+
+
+def load(path: str | Path) -> dict:
+    """Read, validate and resolve a configuration file."""
+    return _resolve_secrets(load_config(path, SCHEMA))
+
+
+def default_filesystems() -> list[str]:
+    """Mount points of the machine's real file systems."""
+    import psutil
+
+    found = []
+    for part in psutil.disk_partitions(all=False):
+        if part.fstype not in _SKIP_FSTYPES and part.mountpoint not in found:
+            found.append(part.mountpoint)
+    return found or ["/"]
+
+
+def default_config(docker_socket: str = "/var/run/docker.sock") -> dict:
+    """The embedded default: this machine's CPU, memory, disks, load, listening ports, Docker."""
+    data: dict[str, Any] = {
+        "system": {"filesystems": default_filesystems()},
+        "ports": {"discover": True},
+    }
+    if os.path.exists(docker_socket):
+        data["containers"] = {"docker_url": f"unix://{docker_socket}"}
+        data["docker_space"] = {"docker_url": f"unix://{docker_socket}"}
+    return parse(data)

@@ -1,0 +1,126 @@
+"""The HTTP side: /metrics (within Prometheus' scrape deadline), /, /-/healthy, /-/ready.
+
+prometheus_client's own WSGI app does not hand request headers to collectors, so this
+small app reads `X-Prometheus-Scrape-Timeout-Seconds` itself and runs one scrape with
+that budget, minus a margin for encoding and the network.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import logging
+import socket
+import socketserver
+import threading
+from collections.abc import Callable, Iterable
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client.exposition import choose_encoder
+
+from exporter.collector import ScrapeRunner
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_HEADER = "HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"
+
+LANDING = """<!doctype html>
+<html><head><title>stackmedic exporter</title></head>
+<body><h1>stackmedic exporter</h1><p>version {version}</p>
+<p><a href="/metrics">Metrics</a> &middot; <a href="/-/healthy">Health</a></p>
+<h2>Checks</h2><ul>{checks}</ul></body></html>
+"""
+
+
+def scrape_budget(header: str | None, default: float, margin: float) -> float:
+    """Seconds a scrape may take: Prometheus' timeout minus `margin`, else `default`."""
+    try:
+        timeout = float(header) if header else 0.0
+    except ValueError:
+        timeout = 0.0
+    if timeout <= 0:
+        return default
+    # a margin larger than the timeout itself would leave nothing: keep half of it then
+    return timeout - margin if timeout > 2 * margin else timeout / 2
+
+
+def make_app(runner: ScrapeRunner, default_timeout: float = 10.0, margin: float = 0.5) -> Callable:
+    """The WSGI application."""
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return _reply(
+                start_response, "405 Method Not Allowed", b"method not allowed\n", [("Allow", "GET, HEAD")]
+            )
+        if path == "/metrics":
+            return _metrics(environ, start_response)
+        if path in ("/-/healthy", "/-/ready"):
+            return _reply(start_response, "200 OK", b"OK\n")
+        if path == "/":
+            items = "".join(f"<li>{html.escape(c.check_label)}</li>" for c in runner.checks)
+            page = LANDING.format(version=html.escape(runner.version), checks=items)
+            return _reply(start_response, "200 OK", page.encode(), content_type="text/html; charset=utf-8")
+        return _reply(start_response, "404 Not Found", b"not found\n")
+
+    def _metrics(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        budget = scrape_budget(environ.get(TIMEOUT_HEADER), default_timeout, margin)
+        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+        families = list(runner.collect(budget))
+        body = encoder(_Families(families))
+        headers = []
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers.append(("Content-Encoding", "gzip"))
+        return _reply(start_response, "200 OK", body, headers, content_type)
+
+    return app
+
+
+class _Families:
+    """What the encoders expect of a registry: something with collect()."""
+
+    def __init__(self, families: list):
+        self._families = families
+
+    def collect(self) -> list:
+        return self._families
+
+
+def _reply(
+    start_response: Callable,
+    status: str,
+    body: bytes,
+    headers: list[tuple[str, str]] | None = None,
+    content_type: str = "text/plain; charset=utf-8",
+) -> list[bytes]:
+    start_response(
+        status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *(headers or [])]
+    )
+    return [body]
+
+
+class _Handler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's signature
+        log.debug("http request client=%s %s", self.client_address[0], format % args)
+
+
+class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    """One thread per request: overlapping scrapes do not wait for each other."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class ThreadingServer6(ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+def serve(app: Callable, host: str, port: int) -> tuple[ThreadingServer, threading.Thread]:
+    """Start serving `app` in a thread; returns the server (server_address has the real port)."""
+    server_class = ThreadingServer6 if ":" in host else ThreadingServer
+    server = make_server(host, port, app, server_class=server_class, handler_class=_Handler)
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    return server, thread
