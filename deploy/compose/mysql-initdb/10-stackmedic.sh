@@ -1,0 +1,46 @@
+#!/bin/bash
+# Sourced by the MariaDB image's entrypoint on the first start only (empty data volume):
+# the application databases and least-privilege accounts, each password read from its
+# compose secret. `docker_process_sql` is the entrypoint's own client, logged in as root.
+# (tests/deploy_stack/test_mysql_init.py runs it against a real MariaDB.)
+
+secrets_dir=${STACKMEDIC_SECRETS_DIR:-/run/secrets}
+
+secret() { # the SQL string literal of secret <name> (quotes and backslashes escaped)
+    local value
+    value=$(cat "$secrets_dir/$1")
+    value=${value//\\/\\\\}
+    value=${value//\'/\\\'}
+    printf "'%s'" "$value"
+}
+
+docker_process_sql <<SQL
+CREATE DATABASE IF NOT EXISTS petclinic CHARACTER SET utf8mb4;
+CREATE DATABASE IF NOT EXISTS wordpress CHARACTER SET utf8mb4;
+
+-- the applications: their own database, nothing else
+CREATE USER IF NOT EXISTS 'petclinic'@'%' IDENTIFIED BY $(secret petclinic_db_password);
+GRANT ALL PRIVILEGES ON petclinic.* TO 'petclinic'@'%';
+CREATE USER IF NOT EXISTS 'wordpress'@'%' IDENTIFIED BY $(secret wordpress_db_password);
+GRANT ALL PRIVILEGES ON wordpress.* TO 'wordpress'@'%';
+
+-- stackmedic-exporter: is the server up, are the tables there and do they have rows
+CREATE USER IF NOT EXISTS 'stackmedic_exporter'@'%' IDENTIFIED BY $(secret mysql_exporter_password)
+    WITH MAX_USER_CONNECTIONS 5;
+GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO 'stackmedic_exporter'@'%';
+GRANT SELECT ON petclinic.* TO 'stackmedic_exporter'@'%';
+GRANT SELECT ON wordpress.* TO 'stackmedic_exporter'@'%';
+
+-- stackmedic-job backup: what mariadb-dump --single-transaction needs, read-only
+CREATE USER IF NOT EXISTS 'stackmedic_backup'@'%' IDENTIFIED BY $(secret mysql_backup_password);
+GRANT PROCESS ON *.* TO 'stackmedic_backup'@'%';
+GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON petclinic.* TO 'stackmedic_backup'@'%';
+GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON wordpress.* TO 'stackmedic_backup'@'%';
+
+-- stackmedic-job verify/restore: the application databases and verify's scratch databases
+-- (jobs/verify.py names them stackmedic_scratch_<random>), nothing else
+CREATE USER IF NOT EXISTS 'stackmedic_restore'@'%' IDENTIFIED BY $(secret mysql_restore_password);
+GRANT ALL PRIVILEGES ON petclinic.* TO 'stackmedic_restore'@'%';
+GRANT ALL PRIVILEGES ON wordpress.* TO 'stackmedic_restore'@'%';
+GRANT ALL PRIVILEGES ON \`stackmedic\\_scratch\\_%\`.* TO 'stackmedic_restore'@'%';
+SQL
