@@ -9,6 +9,8 @@ import sys
 import threading
 from importlib.metadata import PackageNotFoundError, version
 
+import voluptuous as vol
+
 from common.config import ConfigError, listen_address
 from common.logs import LEVELS, setup
 from exporter import config as exporter_config
@@ -73,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.lines():
             print(line, file=sys.stderr)
         return 2
-    except ValueError as exc:  # voluptuous.Invalid from listen_address
-        print(f"config error: --web.listen-address: {exc}", file=sys.stderr)
+    except vol.Invalid as exc:  # from listen_address
+        print(f"config error: --web.listen-address: {exc.msg}", file=sys.stderr)
         return 2
     if args.config_check:
         print(f"config ok: {args.config_file or '(embedded default)'}")

@@ -83,12 +83,13 @@ class HttpTarget:
 
 def _reason_of(exc: Exception) -> str:
     cause = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
+    # NewConnectionError subclasses ConnectTimeoutError (urllib3 compatibility): test it first
+    if isinstance(cause, NewConnectionError | NameResolutionError | ConnectionRefusedError):
+        return "connect"
     if isinstance(cause, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
         return "timeout"
     if isinstance(cause, SSLError):
         return "tls"
-    if isinstance(cause, NewConnectionError | NameResolutionError | ConnectionRefusedError):
-        return "connect"
     return "error"
 
 

@@ -1,0 +1,103 @@
+"""Backups read from manifests in the format of docs/design.md."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+
+from exporter.checks.backups import BackupsCheck
+from tests.exporter.helpers import scrape
+
+
+def write_backup(folder, db: str, stamp: str, size: int = 100, verified: dict | None = None, manifest=True):
+    """A dump and (unless manifest=False) its manifest, as the backup job leaves them."""
+    d = folder / db
+    d.mkdir(parents=True, exist_ok=True)
+    name = f"{db}-{stamp}.sql.gz"
+    (d / name).write_bytes(b"\x1f\x8b" + b"x" * size)
+    created = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    if manifest:
+        doc = {
+            "format": 1,
+            "database": db,
+            "file": name,
+            "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "size_bytes": size,
+            "sha256": "0" * 64,
+            "tables": {"owners": 10},
+            "verified": verified,
+        }
+        (d / f"{name}.json").write_text(json.dumps(doc))
+    return created.timestamp()
+
+
+def values(reg, db: str) -> tuple:
+    return tuple(
+        reg.get_sample_value(f"stackmedic_backup_{m}", {"database": db})
+        for m in (
+            "count",
+            "newest_timestamp_seconds",
+            "newest_verified_timestamp_seconds",
+            "newest_size_bytes",
+        )
+    )
+
+
+def test_newest_count_size_and_verified(tmp_path):
+    ok = {"at": "2026-11-24T10:00:00Z", "ok": True, "reason": ""}
+    bad = {"at": "2026-11-24T10:00:00Z", "ok": False, "reason": "gunzip failed"}
+    t1 = write_backup(tmp_path, "petclinic", "20261122T093000Z", size=10, verified=ok)
+    write_backup(tmp_path, "petclinic", "20261123T093000Z", size=20, verified=bad)
+    t3 = write_backup(tmp_path, "petclinic", "20261124T093000Z", size=30)
+    reg = scrape([BackupsCheck(str(tmp_path), ["petclinic", "wordpress"])])
+    assert values(reg, "petclinic") == (3, t3, t1, 30)
+    # configured, nothing there: still reported
+    assert values(reg, "wordpress") == (0, 0, 0, 0)
+
+
+def test_incomplete_and_temporary_files_are_not_backups(tmp_path):
+    t1 = write_backup(tmp_path, "petclinic", "20261122T093000Z", size=10)
+    write_backup(
+        tmp_path, "petclinic", "20261124T093000Z", size=99, manifest=False
+    )  # dump written, manifest not yet
+    d = tmp_path / "petclinic"
+    (d / ".tmp-petclinic-20261125T093000Z.sql.gz").write_bytes(b"x")
+    (d / ".tmp-petclinic-20261125T093000Z.sql.gz.json").write_text("{}")
+    (d / "petclinic-20261126T093000Z.sql.gz.json").write_text("{not json")  # broken, and no dump
+    reg = scrape([BackupsCheck(str(tmp_path), ["petclinic"])])
+    assert values(reg, "petclinic") == (1, t1, 0, 10)
+
+
+def test_invalid_manifest_is_skipped(tmp_path):
+    t1 = write_backup(tmp_path, "petclinic", "20261122T093000Z", size=10)
+    write_backup(tmp_path, "petclinic", "20261124T093000Z", size=10)
+    (tmp_path / "petclinic" / "petclinic-20261124T093000Z.sql.gz.json").write_text("{not json")
+    reg = scrape([BackupsCheck(str(tmp_path), ["petclinic"])])
+    assert values(reg, "petclinic") == (1, t1, 0, 10)
+
+
+def test_verification_written_later_is_seen(tmp_path):
+    write_backup(tmp_path, "petclinic", "20261122T093000Z", size=10)
+    check = BackupsCheck(str(tmp_path), ["petclinic"])
+    assert values(scrape([check]), "petclinic")[2] == 0
+    path = tmp_path / "petclinic" / "petclinic-20261122T093000Z.sql.gz.json"
+    doc = json.loads(path.read_text())
+    doc["verified"] = {"at": "2026-11-22T10:00:00Z", "ok": True, "reason": ""}
+    path.write_text(json.dumps(doc) + "\n")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert values(scrape([check]), "petclinic")[2] > 0
+
+
+def test_databases_discovered_when_not_configured(tmp_path):
+    write_backup(tmp_path, "wordpress", "20261122T093000Z")
+    (tmp_path / ".tmp-junk").mkdir()
+    reg = scrape([BackupsCheck(str(tmp_path))])
+    assert values(reg, "wordpress")[0] == 1
+    assert reg.get_sample_value("stackmedic_backup_count", {"database": ".tmp-junk"}) is None
+
+
+def test_missing_directory_is_zeros(tmp_path):
+    reg = scrape([BackupsCheck(str(tmp_path / "none"), ["petclinic"])])
+    assert values(reg, "petclinic") == (0, 0, 0, 0)
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "backups"}) == 1

@@ -1,0 +1,204 @@
+"""The scrape runner: deadlines, no pile-up, failures as data (fake checks: pure logic)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from exporter.checks.base import Check
+from exporter.collector import ScrapeRunner
+from exporter.metrics import Samples
+from exporter.web import scrape_budget
+from tests.exporter.helpers import registry_of, scrape
+
+
+class Quick(Check):
+    kind = "quick"
+
+    def __init__(self, name: str = "quick", value: float = 42):
+        super().__init__(name, timeout=5)
+        self.value = value
+
+    def run(self, out: Samples, deadline: float) -> None:
+        out.add("process_instances", self.value, self.name)
+
+    def blank(self, out: Samples, reason: str, elapsed: float) -> None:
+        out.add("process_instances", 0, self.name)
+
+
+class Hung(Quick):
+    """Blocks until released; counts how many times it was started."""
+
+    kind = "hung"
+
+    def __init__(self, timeout: float = 0.2):
+        super().__init__("hung")
+        self.timeout = timeout
+        self.release = threading.Event()
+        self.started = 0
+        self.deadlines: list[float] = []
+
+    def run(self, out: Samples, deadline: float) -> None:
+        self.started += 1
+        self.deadlines.append(deadline)
+        self.release.wait(30)
+        out.add("process_instances", 1, self.name)
+
+
+class Broken(Quick):
+    kind = "broken"
+
+    def run(self, out: Samples, deadline: float) -> None:
+        raise RuntimeError("boom")
+
+
+def test_completed_check_reports_success_and_its_samples():
+    reg = scrape([Quick()])
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "quick"}) == 1
+    assert reg.get_sample_value("stackmedic_process_instances", {"group": "quick"}) == 42
+    for reason in ("timeout", "error", "still_running"):
+        labels = {"check": "quick", "reason": reason}
+        assert reg.get_sample_value("stackmedic_check_failure_reason", labels) == 0
+    assert reg.get_sample_value("stackmedic_build_info", {"version": "unknown"}) == 1
+
+
+def test_hung_check_times_out_others_still_reported():
+    hung = Hung(timeout=0.2)
+    runner = ScrapeRunner([hung, Quick()])
+    try:
+        reg = registry_of(runner, budget=5)
+        assert reg.get_sample_value("stackmedic_check_success", {"check": "hung"}) == 0
+        assert (
+            reg.get_sample_value("stackmedic_check_failure_reason", {"check": "hung", "reason": "timeout"})
+            == 1
+        )
+        assert (
+            reg.get_sample_value("stackmedic_check_failure_reason", {"check": "hung", "reason": "error"}) == 0
+        )
+        # the blank values are there: the series never disappears
+        assert reg.get_sample_value("stackmedic_process_instances", {"group": "hung"}) == 0
+        assert reg.get_sample_value("stackmedic_check_success", {"check": "quick"}) == 1
+        assert reg.get_sample_value("stackmedic_process_instances", {"group": "quick"}) == 42
+    finally:
+        hung.release.set()
+        runner.close()
+
+
+def test_scrape_budget_shorter_than_check_timeout_wins():
+    hung = Hung(timeout=60)
+    runner = ScrapeRunner([hung], grace=0.25)
+    try:
+        reg = registry_of(runner, budget=0.1)
+        assert (
+            reg.get_sample_value("stackmedic_check_failure_reason", {"check": "hung", "reason": "timeout"})
+            == 1
+        )
+        # the check itself was told to stop by the budget (plus grace), not by its 60 s
+        assert len(hung.deadlines) == 1
+        duration = reg.get_sample_value("stackmedic_check_duration_seconds", {"check": "hung"})
+        assert duration < 60
+    finally:
+        hung.release.set()
+        runner.close()
+
+
+def test_still_running_check_is_not_started_again():
+    hung = Hung(timeout=0.05)
+    runner = ScrapeRunner([hung])
+    try:
+        first = registry_of(runner)
+        second = registry_of(runner)
+        third = registry_of(runner)
+        assert hung.started == 1
+        assert (
+            first.get_sample_value("stackmedic_check_failure_reason", {"check": "hung", "reason": "timeout"})
+            == 1
+        )
+        for reg in (second, third):
+            labels = {"check": "hung", "reason": "still_running"}
+            assert reg.get_sample_value("stackmedic_check_failure_reason", labels) == 1
+            assert reg.get_sample_value("stackmedic_check_success", {"check": "hung"}) == 0
+        assert len(runner._pool._threads) == 1  # one thread ever made: no pile-up
+        # once it finishes, the next scrape runs it again
+        hung.release.set()
+        _wait(lambda: not runner._running)
+        hung.release.clear()
+        hung.timeout = 5
+        hung.release.set()
+        fourth = registry_of(runner)
+        assert hung.started == 2
+        assert fourth.get_sample_value("stackmedic_check_success", {"check": "hung"}) == 1
+    finally:
+        hung.release.set()
+        runner.close()
+
+
+def test_broken_check_is_an_error_not_a_failed_scrape():
+    reg = scrape([Broken("broken"), Quick()])
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "broken"}) == 0
+    assert (
+        reg.get_sample_value("stackmedic_check_failure_reason", {"check": "broken", "reason": "error"}) == 1
+    )
+    assert reg.get_sample_value("stackmedic_process_instances", {"group": "broken"}) == 0
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "quick"}) == 1
+
+
+def test_overlapping_scrapes_each_get_a_whole_answer():
+    checks = [Quick(f"q{i}", i) for i in range(20)]
+    runner = ScrapeRunner(checks, max_workers=4)
+    results: list = []
+    errors: list = []
+
+    def one() -> None:
+        try:
+            results.append(registry_of(runner))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    runner.close()
+    assert not errors
+    assert len(results) == 8
+    for reg in results:
+        for i in range(20):
+            # a check skipped as still_running by an overlapping scrape shows 0, never vanishes
+            value = reg.get_sample_value("stackmedic_process_instances", {"group": f"q{i}"})
+            assert value in (i, 0)
+            assert reg.get_sample_value("stackmedic_check_success", {"check": f"quick/q{i}"}) in (0, 1)
+
+
+def test_queued_check_that_never_started_is_a_timeout_and_runs_next_time():
+    hung = Hung(timeout=0.1)
+    waiting = Quick("waiting")
+    waiting.timeout = 0.1
+    runner = ScrapeRunner([hung, waiting], max_workers=1)
+    try:
+        reg = registry_of(runner)
+        labels = {"check": "quick/waiting", "reason": "timeout"}
+        assert reg.get_sample_value("stackmedic_check_failure_reason", labels) == 1
+        assert "quick/waiting" not in runner._running  # cancelled, so free to run again
+    finally:
+        hung.release.set()
+        runner.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [(None, 10.0), ("", 10.0), ("abc", 10.0), ("-1", 10.0), ("5", 4.5), ("0.5", 0.25), ("15.5", 15.0)],
+)
+def test_scrape_budget_from_prometheus_header(header, expected):
+    assert scrape_budget(header, default=10.0, margin=0.5) == expected
+
+
+def _wait(predicate, timeout: float = 10) -> None:
+    done = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        done.wait(0.01)
+    raise AssertionError("condition not met in time")

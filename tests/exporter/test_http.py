@@ -1,0 +1,226 @@
+"""HTTP checks against real servers on 127.0.0.1: every failure reason, and deadlines."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+
+import pytest
+
+from exporter.checks.http_check import HttpCheck, HttpTarget
+from exporter.metrics import HTTP_REASONS
+from tests.exporter.helpers import scrape
+
+
+def target(url: str, **kw) -> HttpTarget:
+    kw.setdefault("timeout", 5.0)
+    return HttpTarget(name=kw.pop("name", "t"), url=url, **kw)
+
+
+def reason_of(reg, name: str = "t") -> str | None:
+    """The one reason set to 1, checking that exactly one (or none) is."""
+    ones = [
+        r
+        for r in HTTP_REASONS
+        if reg.get_sample_value("stackmedic_http_failure_reason", {"target": name, "reason": r}) == 1
+    ]
+    assert len(ones) <= 1
+    for r in HTTP_REASONS:
+        assert (
+            reg.get_sample_value("stackmedic_http_failure_reason", {"target": name, "reason": r}) is not None
+        )
+    return ones[0] if ones else None
+
+
+def test_ok_with_keyword(web_target):
+    reg = scrape([HttpCheck(target(web_target.url("/ok"), keyword="Welcome"))])
+    assert reg.get_sample_value("stackmedic_http_up", {"target": "t"}) == 1
+    assert reg.get_sample_value("stackmedic_http_status_code", {"target": "t"}) == 200
+    assert reg.get_sample_value("stackmedic_http_duration_seconds", {"target": "t"}) > 0
+    assert reason_of(reg) is None
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "http/t"}) == 1
+
+
+def test_regex_match_and_mismatch(web_target):
+    good = scrape(
+        [HttpCheck(target(web_target.url("/ok"), regex=__import__("re").compile(r"<h2>W\w+</h2>")))]
+    )
+    assert good.get_sample_value("stackmedic_http_up", {"target": "t"}) == 1
+    bad = scrape([HttpCheck(target(web_target.url("/ok"), regex=__import__("re").compile(r"Goodbye")))])
+    assert bad.get_sample_value("stackmedic_http_up", {"target": "t"}) == 0
+    assert reason_of(bad) == "keyword"
+
+
+def test_server_error_is_status(web_target):
+    reg = scrape([HttpCheck(target(web_target.url("/error"), keyword="Welcome"))])
+    assert reg.get_sample_value("stackmedic_http_up", {"target": "t"}) == 0
+    assert reg.get_sample_value("stackmedic_http_status_code", {"target": "t"}) == 500
+    assert reason_of(reg) == "status"
+    # the target being down is not a failed check
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "http/t"}) == 1
+
+
+def test_configured_status_codes(web_target):
+    reg = scrape([HttpCheck(target(web_target.url("/error"), status_codes=(500,)))])
+    assert reg.get_sample_value("stackmedic_http_up", {"target": "t"}) == 1
+    reg = scrape(
+        [HttpCheck(target(web_target.url("/redirect"), status_codes=(302,), follow_redirects=False))]
+    )
+    assert reg.get_sample_value("stackmedic_http_status_code", {"target": "t"}) == 302
+    assert reg.get_sample_value("stackmedic_http_up", {"target": "t"}) == 1
+
+
+def test_missing_keyword(web_target):
+    reg = scrape([HttpCheck(target(web_target.url("/nokeyword"), keyword="Welcome"))])
+    assert reg.get_sample_value("stackmedic_http_up", {"target": "t"}) == 0
+    assert reg.get_sample_value("stackmedic_http_status_code", {"target": "t"}) == 200
+    assert reason_of(reg) == "keyword"
+
+
+def test_redirect_is_followed(web_target):
+    reg = scrape([HttpCheck(target(web_target.url("/redirect"), keyword="Welcome"))])
+    assert reg.get_sample_value("stackmedic_http_up", {"target": "t"}) == 1
+    assert reg.get_sample_value("stackmedic_http_status_code", {"target": "t"}) == 200
+
+
+@pytest.mark.parametrize("path", ["/huge", "/huge-unannounced"])
+def test_body_over_the_cap(web_target, path):
+    reg = scrape([HttpCheck(target(web_target.url(path), max_body_bytes=100_000))])
+    assert reg.get_sample_value("stackmedic_http_up", {"target": "t"}) == 0
+    assert reason_of(reg) == "body_too_large"
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "http/t"}) == 1
+
+
+def test_connection_refused_is_connect():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: refused
+        reg = scrape([HttpCheck(target(f"http://127.0.0.1:{port}/"))])
+    assert reg.get_sample_value("stackmedic_http_up", {"target": "t"}) == 0
+    assert reg.get_sample_value("stackmedic_http_status_code", {"target": "t"}) == 0
+    assert reason_of(reg) == "connect"
+
+
+def test_https_to_a_plain_http_server_is_tls(web_target):
+    reg = scrape([HttpCheck(target(web_target.url("/ok").replace("http://", "https://")))])
+    assert reason_of(reg) == "tls"
+
+
+def test_untrusted_certificate_is_tls(tmp_path):
+    server = _tls_server(tmp_path)
+    try:
+        reg = scrape([HttpCheck(target(f"https://127.0.0.1:{server.port}/"))])
+        assert reason_of(reg) == "tls"
+    finally:
+        server.stop()
+
+
+def test_hung_server_times_out_within_the_check_timeout(hung_server):
+    reg = scrape([HttpCheck(target(hung_server.url(), timeout=0.3))])
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "http/t"}) == 0
+    assert (
+        reg.get_sample_value("stackmedic_check_failure_reason", {"check": "http/t", "reason": "timeout"}) == 1
+    )
+    assert reg.get_sample_value("stackmedic_http_up", {"target": "t"}) == 0
+    assert reason_of(reg) == "timeout"
+    assert len(hung_server.accepted) == 1  # it did connect: this is a read that never ends
+
+
+def test_hung_server_alone_in_the_check_reports_timeout(hung_server):
+    # the check by itself (no collector deadline) gives up at its own deadline
+    check = HttpCheck(target(hung_server.url(), timeout=0.3))
+    from exporter.metrics import Samples
+
+    out = Samples()
+    import time
+
+    check.run(out, time.monotonic() + 0.3)
+    assert out.value("http_failure_reason", "t", "timeout") == 1
+    assert out.value("http_up", "t") == 0
+
+
+def test_dripping_body_cannot_hold_the_check_past_its_deadline(web_target):
+    import time
+
+    from exporter.metrics import Samples
+
+    check = HttpCheck(target(web_target.url("/drip"), timeout=0.5))
+    out = Samples()
+    check.run(out, time.monotonic() + 0.5)
+    # each read is quick, so only the overall deadline can stop this one
+    assert out.value("http_failure_reason", "t", "timeout") == 1
+    assert out.value("http_status_code", "t") == 200
+    reg = scrape([HttpCheck(target(web_target.url("/drip"), timeout=0.5))])
+    assert reason_of(reg) == "timeout"
+
+
+def test_every_reason_series_always_present(web_target):
+    reg = scrape([HttpCheck(target(web_target.url("/ok")))])
+    assert reason_of(reg) is None
+
+
+def _tls_server(tmp_path):
+    """An HTTPS server with a self-signed certificate made by openssl (not trusted)."""
+    import shutil
+    import subprocess
+
+    from tests.services import require_binary
+
+    openssl = require_binary("openssl")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert shutil.which(openssl)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+
+    class Srv:
+        port = sock.getsockname()[1]
+        stopping = threading.Event()
+
+        def serve(self):
+            sock.settimeout(0.1)
+            while not self.stopping.is_set():
+                try:
+                    conn, _ = sock.accept()
+                except (TimeoutError, OSError):
+                    continue
+                try:
+                    tls = ctx.wrap_socket(conn, server_side=True)
+                    tls.recv(4096)
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    tls.close()
+                except (ssl.SSLError, OSError):
+                    conn.close()
+
+        def stop(self):
+            self.stopping.set()
+            thread.join(5)
+            sock.close()
+
+    srv = Srv()
+    thread = threading.Thread(target=srv.serve, daemon=True)
+    thread.start()
+    return srv

@@ -1,0 +1,87 @@
+"""TCP ports against real listeners: open, closed, who listens, expected program."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import psutil
+
+from exporter.checks.listeners import ListenerTable
+from exporter.checks.ports import PortsCheck, PortTarget
+from tests.exporter.helpers import scrape
+
+ME = psutil.Process().name()
+
+
+def test_open_port_and_its_listener_is_this_process(tcp_listener):
+    port = tcp_listener.getsockname()[1]
+    check = PortsCheck([PortTarget("mine", port, program=re.compile(re.escape(ME)))])
+    reg = scrape([check])
+    labels = {"name": "mine", "port": str(port)}
+    assert reg.get_sample_value("stackmedic_tcp_port_open", labels) == 1
+    assert reg.get_sample_value("stackmedic_tcp_port_listener_info", {**labels, "program": ME}) == 1
+    assert reg.get_sample_value("stackmedic_tcp_port_expected_program", labels) == 1
+
+
+def test_port_taken_by_the_wrong_program(tcp_listener):
+    port = tcp_listener.getsockname()[1]
+    reg = scrape([PortsCheck([PortTarget("mysql", port, program=re.compile("mysqld|mariadbd"))])])
+    labels = {"name": "mysql", "port": str(port)}
+    assert reg.get_sample_value("stackmedic_tcp_port_open", labels) == 1
+    assert reg.get_sample_value("stackmedic_tcp_port_expected_program", labels) == 0
+
+
+def test_closed_port_still_reported():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        reg = scrape([PortsCheck([PortTarget("gone", port, program=re.compile("java"))])])
+    labels = {"name": "gone", "port": str(port)}
+    assert reg.get_sample_value("stackmedic_tcp_port_open", labels) == 0
+    assert reg.get_sample_value("stackmedic_tcp_port_listener_info", {**labels, "program": "none"}) == 1
+    assert reg.get_sample_value("stackmedic_tcp_port_expected_program", labels) == 0
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "ports"}) == 1
+
+
+def test_no_program_configured_means_expected(tcp_listener):
+    port = tcp_listener.getsockname()[1]
+    reg = scrape([PortsCheck([PortTarget("any", port)])])
+    assert (
+        reg.get_sample_value("stackmedic_tcp_port_expected_program", {"name": "any", "port": str(port)}) == 1
+    )
+
+
+def test_hung_listener_still_counts_as_open(hung_server):
+    reg = scrape([PortsCheck([PortTarget("hung", hung_server.port)])])
+    assert (
+        reg.get_sample_value("stackmedic_tcp_port_open", {"name": "hung", "port": str(hung_server.port)}) == 1
+    )
+
+
+def test_discover_lists_listening_ports(tcp_listener):
+    port = tcp_listener.getsockname()[1]
+    reg = scrape([PortsCheck([], discover=True)])
+    labels = {"name": "discovered", "port": str(port), "program": ME}
+    assert reg.get_sample_value("stackmedic_tcp_port_listener_info", labels) == 1
+
+
+def test_listener_table_agrees_with_psutil(tcp_listener):
+    port = tcp_listener.getsockname()[1]
+    netlink = {(x.port, x.program) for x in ListenerTable().listeners()}
+    table = ListenerTable()
+    table._use_netlink = False
+    fallback = {(x.port, x.program) for x in table.listeners()}
+    assert (port, ME) in netlink
+    assert (port, ME) in fallback
+
+
+def test_listener_owner_is_looked_up_once_per_socket(tcp_listener):
+    port = tcp_listener.getsockname()[1]
+    table = ListenerTable()
+    table.listeners()
+    inode_owner = dict(table._owners)
+    # a cached owner is used as is: change it behind the table's back and see it stay
+    for inode in inode_owner:
+        table._owners[inode] = "cached"
+    assert {x.program for x in table.listeners() if x.port == port} == {"cached"}
