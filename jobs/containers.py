@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import docker
-from docker.errors import DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from jobs.config import Service
 from jobs.errors import ROLLED_BACK, ContainerError
@@ -64,6 +64,11 @@ def _own_config(container_config: dict, image_config: dict) -> dict:
     return config
 
 
+def _short(image_id: str) -> str:
+    """sha256:0123456789ab -> the 12 hex digits docker shows."""
+    return image_id.split(":", 1)[-1][:12]
+
+
 class ServiceController:
     """Acts on the containers of configured services; the Docker client comes in from outside."""
 
@@ -105,9 +110,7 @@ class ServiceController:
         """Start the service's stopped containers and wait until they are up."""
         for c in self._containers(service):
             c.reload()
-            if c.status != "running":
-                c.start()
-            problem = self.wait_up(c, service)
+            problem = self._start_and_wait(c, service) if c.status != "running" else self.wait_up(c, service)
             if problem:
                 raise ContainerError(f"{service.name}: {c.name} did not come up: {problem}")
             self.known_good.record(service.name, c.attrs["Image"], service.image)
@@ -181,53 +184,63 @@ class ServiceController:
         assert target is not None
         snapshot = self.client.api.inspect_container(c.id)
         if target == c.attrs["Image"]:
-            c.restart(timeout=int(service.stop_timeout))
             new, old = c, None
+            problem = self._restart_and_wait(c, service)
         else:
             new, old = self.recreate(c, snapshot, target, service)
-        problem = self.wait_up(new, service)
+            problem = self._start_and_wait(new, service)
         if not problem:
             self.known_good.record(service.name, target, service.image)
             if old is not None:
                 old.remove(force=True)
-            log.info("service up service=%s image=%s", service.name, target[:19])
-            return ActionResult(f"{service.name} restarted on image {target[:19]}")
+            log.info("service up service=%s image=%s", service.name, _short(target))
+            return ActionResult(f"{service.name} restarted on image {_short(target)}")
         log.warning(
-            "service did not come up service=%s image=%s problem=%s", service.name, target[:19], problem
+            "service did not come up service=%s image=%s problem=%s", service.name, _short(target), problem
         )
         if rollback or not auto_rollback or not known or known == target:
-            raise ContainerError(f"{service.name} did not come up on image {target[:19]}: {problem}")
+            raise ContainerError(f"{service.name} did not come up on image {_short(target)}: {problem}")
         self._discard(new)
-        back = self._create(snapshot, known, service)
+        back = self._create(snapshot, known)
         if old is not None:
             old.remove(force=True)
-        back.start()
-        again = self.wait_up(back, service)
+        again = self._start_and_wait(back, service)
         if again:
             raise ContainerError(
-                f"{service.name} did not come up on image {target[:19]} ({problem}), "
-                f"nor on the known-good image {known[:19]} ({again})"
+                f"{service.name} did not come up on image {_short(target)} ({problem}), "
+                f"nor on the known-good image {_short(known)} ({again})"
             )
         return ActionResult(
-            f"{service.name} did not come up on image {target[:19]} ({problem}); "
-            f"rolled back to the known-good image {known[:19]}",
+            f"{service.name} did not come up on image {_short(target)} ({problem}); "
+            f"rolled back to the known-good image {_short(known)}",
             ROLLED_BACK,
         )
 
+    def _start_and_wait(self, container: Any, service: Service) -> str:
+        try:
+            container.start()
+        except APIError as exc:
+            return f"cannot start: {exc.explanation or exc}"
+        return self.wait_up(container, service)
+
+    def _restart_and_wait(self, container: Any, service: Service) -> str:
+        try:
+            container.restart(timeout=int(service.stop_timeout))
+        except APIError as exc:
+            return f"cannot restart: {exc.explanation or exc}"
+        return self.wait_up(container, service)
+
     def recreate(self, c: Any, snapshot: dict, image_id: str, service: Service) -> tuple[Any, Any]:
-        """Stop `c`, park it under another name, create and start its twin on `image_id`."""
+        """Stop `c`, park it under another name, and create (not start) its twin on `image_id`."""
         c.stop(timeout=int(service.stop_timeout))
         name = snapshot["Name"].lstrip("/")
         with contextlib.suppress(NotFound):
             self.client.containers.get(name + OLD_SUFFIX).remove(force=True)
         c.rename(name + OLD_SUFFIX)
         try:
-            new = self._create(snapshot, image_id, service)
-            new.start()
+            new = self._create(snapshot, image_id)
         except DockerException:
             # Put the old one back as it was before failing loudly.
-            with contextlib.suppress(NotFound):
-                self.client.containers.get(name).remove(force=True)
             c.rename(name)
             c.start()
             raise
@@ -237,7 +250,7 @@ class ServiceController:
         with contextlib.suppress(NotFound):
             container.remove(force=True)
 
-    def _create(self, snapshot: dict, image_id: str, service: Service) -> Any:
+    def _create(self, snapshot: dict, image_id: str) -> Any:
         name = snapshot["Name"].lstrip("/")
         with contextlib.suppress(NotFound):
             self.client.containers.get(name).remove(force=True)

@@ -8,6 +8,7 @@ into the file for the message of whoever is refused.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from jobs.catalog import LOCK_NAME
 from jobs.errors import Locked
+
+log = logging.getLogger(__name__)
 
 
 class DirLock:
@@ -41,6 +44,7 @@ class DirLock:
     def __enter__(self) -> DirLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
         deadline = self.clock() + self.wait
+        waiting = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -51,6 +55,11 @@ class DirLock:
                     os.close(fd)
                     waited = f" after waiting {self.wait:g}s" if self.wait else ""
                     raise Locked(f"{self.path.parent} is locked by {holder}{waited}") from None
+                if not waiting:
+                    waiting = True
+                    log.info(
+                        "waiting for lock path=%s holder=%r wait_s=%g", self.path, self.holder(), self.wait
+                    )
                 self.sleep(self.poll)
         os.ftruncate(fd, 0)
         since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,56 @@
+"""The backup directory's lock: exclusive, tells who holds it, waits when asked to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.errors import LOCKED, Locked
+from jobs.lock import DirLock
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_second_holder_is_refused_with_the_first_ones_name(tmp_path: Path):
+    with (
+        DirLock(tmp_path, "restore"),
+        pytest.raises(Locked, match=r"is locked by job=restore pid=\d+ since=") as info,
+    ):
+        DirLock(tmp_path, "prune").__enter__()
+    assert info.value.exit_code == LOCKED
+    with DirLock(tmp_path, "prune"):  # released: free again
+        assert "job=prune" in (tmp_path / ".lock").read_text()
+    assert (tmp_path / ".lock").read_text() == ""
+
+
+def test_waiting_gives_up_at_the_deadline_by_the_clock_given(tmp_path: Path):
+    clock = FakeClock()
+    with DirLock(tmp_path, "backup"), pytest.raises(Locked, match="after waiting 3s"):
+        DirLock(tmp_path, "restore", wait=3, clock=clock, sleep=clock.sleep, poll=0.5).__enter__()
+    assert clock.now == 3.0 and clock.sleeps == [0.5] * 6
+
+
+def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path):
+    holder = DirLock(tmp_path, "backup").__enter__()
+    clock = FakeClock()
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        if clock.now >= 1.0:
+            holder.__exit__(None, None, None)
+
+    with DirLock(tmp_path, "restore", wait=10, clock=clock, sleep=sleep, poll=0.5):
+        assert "job=restore" in (tmp_path / ".lock").read_text()
+    assert clock.now == 1.0
