@@ -167,7 +167,7 @@ _SPECS = [
         "Creation time of the newest backup verified OK, 0 when none verified.",
         ("database",),
     ),
-    Spec("backup_count", "gauge", "Complete backups (those with a manifest).", ("database",)),
+    Spec("backups_complete", "gauge", "Complete backups (those with a manifest).", ("database",)),
     Spec(
         "backup_newest_size_bytes", "gauge", "Size of the newest complete backup, 0 when none.", ("database",)
     ),

@@ -5,7 +5,7 @@
 that exists; `.tmp-*` files are work in progress. Manifests are cached by (mtime, size),
 so a scrape reads only new or re-verified ones. Sample::
 
-    stackmedic_backup_count{database="petclinic"} 14
+    stackmedic_backups_complete{database="petclinic"} 14
     stackmedic_backup_newest_timestamp_seconds{database="petclinic"} 1.7e+09
     stackmedic_backup_newest_verified_timestamp_seconds{database="petclinic"} 1.7e+09
     stackmedic_backup_newest_size_bytes{database="petclinic"} 12345
@@ -85,7 +85,7 @@ class BackupsCheck(Check):
             backups = self._backups(db, live)
             newest = max(backups, key=lambda b: b.created, default=None)
             verified = [b.created for b in backups if b.verified_ok]
-            out.add("backup_count", len(backups), db)
+            out.add("backups_complete", len(backups), db)
             out.add("backup_newest_timestamp_seconds", newest.created if newest else 0, db)
             out.add("backup_newest_verified_timestamp_seconds", max(verified, default=0), db)
             out.add("backup_newest_size_bytes", newest.size if newest else 0, db)
@@ -126,7 +126,7 @@ class BackupsCheck(Check):
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
         for db in self.databases if self.databases is not None else self._known:
-            out.add("backup_count", 0, db)
+            out.add("backups_complete", 0, db)
             out.add("backup_newest_timestamp_seconds", 0, db)
             out.add("backup_newest_verified_timestamp_seconds", 0, db)
             out.add("backup_newest_size_bytes", 0, db)

@@ -34,12 +34,12 @@ def write_backup(folder, db: str, stamp: str, size: int = 100, verified: dict | 
 
 def values(reg, db: str) -> tuple:
     return tuple(
-        reg.get_sample_value(f"stackmedic_backup_{m}", {"database": db})
+        reg.get_sample_value(f"stackmedic_{m}", {"database": db})
         for m in (
-            "count",
-            "newest_timestamp_seconds",
-            "newest_verified_timestamp_seconds",
-            "newest_size_bytes",
+            "backups_complete",
+            "backup_newest_timestamp_seconds",
+            "backup_newest_verified_timestamp_seconds",
+            "backup_newest_size_bytes",
         )
     )
 
@@ -94,7 +94,7 @@ def test_databases_discovered_when_not_configured(tmp_path):
     (tmp_path / ".tmp-junk").mkdir()
     reg = scrape([BackupsCheck(str(tmp_path))])
     assert values(reg, "wordpress")[0] == 1
-    assert reg.get_sample_value("stackmedic_backup_count", {"database": ".tmp-junk"}) is None
+    assert reg.get_sample_value("stackmedic_backups_complete", {"database": ".tmp-junk"}) is None
 
 
 def test_missing_directory_is_zeros(tmp_path):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import threading
+import time
 
 import pytest
 
 from exporter.checks.http_check import HttpCheck, HttpTarget
-from exporter.metrics import HTTP_REASONS
+from exporter.metrics import HTTP_REASONS, Samples
 from tests.exporter.helpers import scrape
 
 
@@ -43,11 +45,9 @@ def test_ok_with_keyword(web_target):
 
 
 def test_regex_match_and_mismatch(web_target):
-    good = scrape(
-        [HttpCheck(target(web_target.url("/ok"), regex=__import__("re").compile(r"<h2>W\w+</h2>")))]
-    )
+    good = scrape([HttpCheck(target(web_target.url("/ok"), regex=re.compile(r"<h2>W\w+</h2>")))])
     assert good.get_sample_value("stackmedic_http_up", {"target": "t"}) == 1
-    bad = scrape([HttpCheck(target(web_target.url("/ok"), regex=__import__("re").compile(r"Goodbye")))])
+    bad = scrape([HttpCheck(target(web_target.url("/ok"), regex=re.compile(r"Goodbye")))])
     assert bad.get_sample_value("stackmedic_http_up", {"target": "t"}) == 0
     assert reason_of(bad) == "keyword"
 
@@ -130,21 +130,13 @@ def test_hung_server_times_out_within_the_check_timeout(hung_server):
 def test_hung_server_alone_in_the_check_reports_timeout(hung_server):
     # the check by itself (no collector deadline) gives up at its own deadline
     check = HttpCheck(target(hung_server.url(), timeout=0.3))
-    from exporter.metrics import Samples
-
     out = Samples()
-    import time
-
     check.run(out, time.monotonic() + 0.3)
     assert out.value("http_failure_reason", "t", "timeout") == 1
     assert out.value("http_up", "t") == 0
 
 
 def test_dripping_body_cannot_hold_the_check_past_its_deadline(web_target):
-    import time
-
-    from exporter.metrics import Samples
-
     check = HttpCheck(target(web_target.url("/drip"), timeout=0.5))
     out = Samples()
     check.run(out, time.monotonic() + 0.5)

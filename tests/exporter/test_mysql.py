@@ -1,0 +1,166 @@
+"""MySQL check against a real MariaDB: tables present/absent/empty, read-only user, queries,
+a wrong password, and a server that is stopped."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from exporter.checks.mysql_check import MysqlCheck, MysqlServer
+from exporter.metrics import Samples
+from tests.exporter.helpers import scrape
+
+DB = "sm_exporter_petclinic"
+RO_USER, RO_PASSWORD = "sm_exporter_ro", "ro-pw-7d1e"
+
+
+@pytest.fixture(scope="module")
+def petclinic(mariadb):
+    """A small Petclinic database: owners with rows, pets empty; a read-only user."""
+    mariadb.execute(
+        f"DROP DATABASE IF EXISTS {DB}",
+        f"CREATE DATABASE {DB}",
+        f"CREATE TABLE {DB}.owners (id INT PRIMARY KEY, last_name VARCHAR(30)) ENGINE=InnoDB",
+        f"INSERT INTO {DB}.owners VALUES (1, 'Franklin'), (2, 'Davis')",
+        f"CREATE TABLE {DB}.pets (id INT PRIMARY KEY) ENGINE=InnoDB",
+    )
+    mariadb.create_user(RO_USER, RO_PASSWORD, [f"SELECT ON {DB}.*"])
+    yield mariadb
+    mariadb.execute(f"DROP DATABASE IF EXISTS {DB}", f"DROP USER IF EXISTS '{RO_USER}'@'127.0.0.1'")
+
+
+def server(db, **kw) -> MysqlServer:
+    kw.setdefault("user", RO_USER)
+    kw.setdefault("password", RO_PASSWORD)
+    kw.setdefault("tables", {DB: ["owners", "pets", "visits"]})
+    return MysqlServer(name="stack", host=db.host, port=db.port, **kw)
+
+
+def table(reg, metric: str, name: str) -> float | None:
+    return reg.get_sample_value(
+        f"stackmedic_mysql_{metric}", {"server": "stack", "database": DB, "table": name}
+    )
+
+
+def test_tables_present_absent_and_empty_with_a_read_only_user(petclinic):
+    reg = scrape([MysqlCheck(server(petclinic))])
+    assert reg.get_sample_value("stackmedic_mysql_up", {"server": "stack"}) == 1
+    assert (table(reg, "table_present", "owners"), table(reg, "table_has_rows", "owners")) == (1, 1)
+    assert (table(reg, "table_present", "pets"), table(reg, "table_has_rows", "pets")) == (1, 0)
+    assert (table(reg, "table_present", "visits"), table(reg, "table_has_rows", "visits")) == (0, 0)
+    assert reg.get_sample_value("stackmedic_mysql_query_duration_seconds", {"server": "stack"}) > 0
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "mysql/stack"}) == 1
+
+
+def test_emptied_and_dropped_tables_are_seen(petclinic):
+    petclinic.execute(f"CREATE TABLE {DB}.vets (id INT PRIMARY KEY)", f"INSERT INTO {DB}.vets VALUES (1)")
+    check = MysqlCheck(server(petclinic, tables={DB: ["vets"]}))
+    assert table(scrape([check]), "table_has_rows", "vets") == 1
+    petclinic.execute(f"DELETE FROM {DB}.vets")
+    assert table(scrape([check]), "table_has_rows", "vets") == 0
+    petclinic.execute(f"DROP TABLE {DB}.vets")
+    reg = scrape([check])
+    assert (table(reg, "table_present", "vets"), table(reg, "table_has_rows", "vets")) == (0, 0)
+
+
+def test_queries_must_return_a_row(petclinic):
+    queries = [
+        {"name": "franklin", "database": DB, "sql": "SELECT 1 FROM owners WHERE last_name = 'Franklin'"},
+        {"name": "nobody", "database": DB, "sql": "SELECT 1 FROM owners WHERE last_name = 'Nobody'"},
+        {"name": "broken", "sql": "SELEKT nonsense"},
+        {"name": "denied", "sql": "SELECT 1 FROM mysql.user LIMIT 1"},
+    ]
+    reg = scrape([MysqlCheck(server(petclinic, queries=queries))])
+
+    def q(name):
+        return reg.get_sample_value("stackmedic_mysql_query_success", {"server": "stack", "query": name})
+
+    assert (q("franklin"), q("nobody"), q("broken"), q("denied")) == (1, 0, 0, 0)
+    # a failing query is not the server failing
+    assert reg.get_sample_value("stackmedic_mysql_up", {"server": "stack"}) == 1
+
+
+def test_wrong_password_is_down_and_never_logged(petclinic, caplog):
+    caplog.set_level(logging.DEBUG)
+    queries = [{"name": "franklin", "database": DB, "sql": "SELECT 1 FROM owners"}]
+    reg = scrape([MysqlCheck(server(petclinic, password="not-the-pw-5c2a", queries=queries))])
+    assert reg.get_sample_value("stackmedic_mysql_up", {"server": "stack"}) == 0
+    assert table(reg, "table_present", "owners") == 0
+    assert (
+        reg.get_sample_value("stackmedic_mysql_query_success", {"server": "stack", "query": "franklin"}) == 0
+    )
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "mysql/stack"}) == 1
+    assert "mysql server down server=stack" in caplog.text
+    assert "Access denied" in caplog.text
+    assert "not-the-pw-5c2a" not in caplog.text
+
+
+def test_over_the_unix_socket(petclinic):
+    reg = scrape(
+        [
+            MysqlCheck(
+                server(petclinic, socket=petclinic.socket, user="root", password=petclinic.root_password)
+            )
+        ]
+    )
+    assert reg.get_sample_value("stackmedic_mysql_up", {"server": "stack"}) == 1
+    assert table(reg, "table_has_rows", "owners") == 1
+
+
+def test_stopped_server_is_down_with_every_item_at_zero(mariadb_factory):
+    private = mariadb_factory()
+    private.execute("CREATE DATABASE app", "CREATE TABLE app.t (id INT)", "INSERT INTO app.t VALUES (1)")
+    srv = MysqlServer(
+        name="stack",
+        host=private.host,
+        port=private.port,
+        user="root",
+        password=private.root_password,
+        timeout=3,
+        tables={"app": ["t"]},
+    )
+    check = MysqlCheck(srv)
+    reg = scrape([check])
+    assert reg.get_sample_value("stackmedic_mysql_up", {"server": "stack"}) == 1
+    assert (
+        reg.get_sample_value(
+            "stackmedic_mysql_table_has_rows", {"server": "stack", "database": "app", "table": "t"}
+        )
+        == 1
+    )
+    private.stop()
+    reg = scrape([check])
+    assert reg.get_sample_value("stackmedic_mysql_up", {"server": "stack"}) == 0
+    labels = {"server": "stack", "database": "app", "table": "t"}
+    assert reg.get_sample_value("stackmedic_mysql_table_present", labels) == 0
+    assert reg.get_sample_value("stackmedic_mysql_table_has_rows", labels) == 0
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "mysql/stack"}) == 1
+
+
+def test_hung_server_times_out(hung_server):
+    srv = MysqlServer(
+        name="stack", host="127.0.0.1", port=hung_server.port, user="u", timeout=0.3, tables={DB: ["owners"]}
+    )
+    reg = scrape([MysqlCheck(srv)])
+    assert (
+        reg.get_sample_value("stackmedic_check_failure_reason", {"check": "mysql/stack", "reason": "timeout"})
+        == 1
+    )
+    assert reg.get_sample_value("stackmedic_mysql_up", {"server": "stack"}) == 0
+    assert table(reg, "table_present", "owners") == 0
+
+
+def test_connect_always_has_timeouts():
+    seen = {}
+
+    def connect(**kwargs):
+        seen.update(kwargs)
+        raise OSError("no")
+
+    MysqlCheck(MysqlServer(name="s", user="u", timeout=4), connect=connect).run(
+        Samples(), time.monotonic() + 2
+    )
+    for key in ("connect_timeout", "read_timeout", "write_timeout"):
+        assert 0 < seen[key] <= 2
