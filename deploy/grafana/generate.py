@@ -105,7 +105,7 @@ def status_panels() -> list[dict]:
         ),
         "{{compose_service}}",
         {"1": ("UP", GREEN), "0.5": ("UNHEALTHY", ORANGE), "0": ("DOWN", RED), **UNKNOWN},
-        runbook_links("StackAppDown", "StackDockerDown"),
+        runbook_links("StackAppDown", "StackContainerDown", "StackDockerDown"),
         w=8,
     )
     processes = status_grid(
