@@ -572,7 +572,7 @@ def backup_panels() -> list[dict]:
     count = stat(
         "Backups kept",
         "Complete backups in the backup folder (retention prunes the rest).",
-        [target(f'stackmedic_backup_count{{{I}, database=~"$database"}}', "{{database}}", instant=True)],
+        [target(f'stackmedic_backups_complete{{{I}, database=~"$database"}}', "{{database}}", instant=True)],
         "none",
         thresholds(RED, (1, GREEN)),
     )
@@ -629,7 +629,7 @@ def remediation() -> dict:
             query_variable(
                 "database",
                 "Database",
-                'label_values(stackmedic_backup_count{instance=~"$instance"}, database)',
+                'label_values(stackmedic_backups_complete{instance=~"$instance"}, database)',
             ),
             runbooks_variable(RUNBOOKS),
         ],
