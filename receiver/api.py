@@ -1,0 +1,216 @@
+"""The HTTP API: the Alertmanager webhook, the audit, breakers, pauses.
+
+Status codes are chosen for Alertmanager: 2xx means handled; 5xx (only when the store
+failed) means "send again"; any 4xx is final (bad credentials, body too large, invalid
+payload, label values refused by the allow patterns).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import voluptuous as vol
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import BadRequest, NotFound
+
+from common.config import duration
+from receiver import breaker, payload, views
+from receiver.app import current
+from receiver.auth import CHALLENGES, authorized
+from receiver.store import StoreError
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_PAUSE = 30 * 86400.0
+FILTERS = ("decision", "rule", "target", "state")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def require_auth(view: Callable) -> Callable:
+    """401 with the challenges unless the request carries the configured credentials."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any):
+        if not authorized(request.headers.get("Authorization"), current().config.auth):
+            resp = jsonify({"error": "authentication required: a bearer token or HTTP Basic"})
+            resp.status_code = 401
+            for challenge in CHALLENGES:
+                resp.headers.add("WWW-Authenticate", challenge)
+            return resp
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _unavailable(exc: StoreError):
+    current().metrics.store_errors.inc()
+    log.error("store unavailable: %s", exc)
+    return jsonify({"error": "store unavailable; send again"}), 503
+
+
+@bp.post("/alerts")
+@require_auth
+def alerts():
+    """Alertmanager's webhook: every decision is stored before the answer."""
+    s = current()
+    body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+    try:
+        notification = payload.parse(body)
+    except payload.PayloadError as exc:
+        log.warning("invalid webhook payload: %s", exc)
+        return jsonify(exc.as_json()), 400
+    try:
+        outcome = s.intake.handle(notification)
+    except StoreError as exc:
+        return _unavailable(exc)
+    answer: dict[str, Any] = {"alerts": len(notification.alerts), "decisions": dict(outcome.decisions)}
+    if outcome.rejected:
+        return jsonify(
+            {"error": "label values refused by the allow patterns", "rejected": outcome.rejected, **answer}
+        ), 422
+    return jsonify({"status": "ok", **answer})
+
+
+def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"{name}: expected an integer from {low} to {high}")
+    return int(raw)
+
+
+@bp.get("/actions")
+def actions():
+    """The audit: every decision, newest first; filters decision, rule, target, state; paging by `before`."""
+    limit = _int_arg("limit", 100, 1, 1000)
+    before = _int_arg("before", None, 1, 2**62)
+    filters = {k: request.args[k] for k in FILTERS if k in request.args}
+    try:
+        rows = current().store.atomic(lambda tx: tx.list_actions(limit, before, filters))
+    except StoreError as exc:
+        return _unavailable(exc)
+    return jsonify({"actions": [views.action(r) for r in rows]})
+
+
+@bp.get("/actions/<int:action_id>")
+def action(action_id: int):
+    try:
+        row = current().store.atomic(lambda tx: tx.action(action_id))
+    except StoreError as exc:
+        return _unavailable(exc)
+    if row is None:
+        raise NotFound(f"no action {action_id}")
+    return jsonify(views.action(row))
+
+
+@bp.get("/breakers")
+def breakers():
+    try:
+        rows = current().store.atomic(lambda tx: tx.list_breakers())
+    except StoreError as exc:
+        return _unavailable(exc)
+    return jsonify({"breakers": [views.breaker(r) for r in rows]})
+
+
+@bp.post("/breakers/<path:key>/reset")
+@require_auth
+def reset_breaker(key: str):
+    """Close a breaker: counters cleared, the window starts again."""
+    s = current()
+
+    def reset(tx):
+        row = tx.get_breaker(key)
+        if row is not None:
+            breaker.reset(row, s.clock())
+            tx.save_breaker(row)
+        return row
+
+    try:
+        row = s.store.atomic(reset)
+    except StoreError as exc:
+        return _unavailable(exc)
+    if row is None:
+        raise NotFound(f"no breaker {key!r}")
+    log.warning("breaker reset by the API key=%s", key)
+    return jsonify(views.breaker(row))
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True, force=True)
+    if not isinstance(data, dict):
+        raise BadRequest("expected a JSON object")
+    return data
+
+
+def _target(data: dict[str, Any]) -> str:
+    target = data.get("target", "*")
+    if not isinstance(target, str) or not 0 < len(target) <= 256 or CONTROL.search(target):
+        raise BadRequest("target: expected '*' (everything) or a target name of 1 to 256 characters")
+    return target
+
+
+@bp.get("/pauses")
+def pauses():
+    s = current()
+    try:
+        rows = s.store.atomic(lambda tx: tx.list_pauses(s.clock()))
+    except StoreError as exc:
+        return _unavailable(exc)
+    return jsonify({"pauses": [views.pause(r) for r in rows]})
+
+
+@bp.post("/pause")
+@require_auth
+def pause():
+    """Pause actions for a target, or for everything (`*`), until the expiry."""
+    s = current()
+    data = _body()
+    target = _target(data)
+    try:
+        seconds = duration(data.get("duration"))
+    except vol.Invalid:
+        raise BadRequest("duration: required, e.g. '30m', '2h' or seconds") from None
+    if not 0 < seconds <= MAX_PAUSE:
+        raise BadRequest(f"duration: must be more than 0 and at most {MAX_PAUSE / 86400:g} days")
+    reason = data.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 1000:
+        raise BadRequest("reason: expected a string of at most 1000 characters")
+    now = s.clock()
+    try:
+        s.store.atomic(lambda tx: tx.set_pause(target, now + seconds, reason, now))
+    except StoreError as exc:
+        return _unavailable(exc)
+    log.warning("paused target=%s for %.0fs reason=%r", target, seconds, reason)
+    return jsonify(
+        views.pause({"target": target, "expires_at": now + seconds, "reason": reason, "created_at": now})
+    )
+
+
+@bp.post("/resume")
+@require_auth
+def resume():
+    s = current()
+    target = _target(_body())
+    try:
+        removed = s.store.atomic(lambda tx: tx.delete_pause(target))
+    except StoreError as exc:
+        return _unavailable(exc)
+    log.warning("resumed target=%s", target)
+    return jsonify({"target": target, "resumed": removed})
+
+
+@bp.get("/status")
+def status():
+    s = current()
+    return jsonify(views.status(s))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(views.openapi_document())

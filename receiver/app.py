@@ -1,0 +1,153 @@
+"""The Flask application: services built once and kept on the app, one blueprint per area."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from flask import Flask, current_app, jsonify, request
+from prometheus_client import CollectorRegistry
+from werkzeug.exceptions import HTTPException
+
+from receiver import config as config_mod
+from receiver.config import Config
+from receiver.dispatcher import Dispatcher
+from receiver.intake import Intake
+from receiver.jenkins import JenkinsClient
+from receiver.metrics import ReceiverMetrics, StateCollector
+from receiver.notify import Notifier
+from receiver.rules import Rule, compile_rules
+from receiver.store import SqlStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What the request handlers use; `current()` finds them on the running app."""
+
+    config: Config
+    store: SqlStore
+    rules: list[Rule]
+    metrics: ReceiverMetrics
+    registry: CollectorRegistry
+    intake: Intake
+    notifier: Notifier
+    dispatcher: Dispatcher | None
+    clock: Callable[[], float]
+
+    @property
+    def dry_run(self) -> bool:
+        return self.dispatcher is None
+
+    def close(self) -> None:
+        """Stop the dispatcher and close the store (tests, shutdown)."""
+        if self.dispatcher:
+            self.dispatcher.stop()
+        self.notifier.join()
+        self.store.close()
+
+
+def current() -> Services:
+    return current_app.extensions["stackmedic"]
+
+
+def _config(test_config: Config | Mapping[str, Any] | None) -> Config:
+    if isinstance(test_config, Config):
+        return test_config
+    if test_config is None:
+        import secrets
+
+        return config_mod.unconfigured(secrets.token_urlsafe(24))
+    return config_mod.build(dict(test_config))
+
+
+def _build_services(config: Config, clock: Callable[[], float], session: requests.Session | None) -> Services:
+    registry = CollectorRegistry()
+    rules = compile_rules(config.rules)
+    by_name = {r.name: r for r in rules}
+    store = open_store(config.store)
+    metrics = ReceiverMetrics(registry, rules)
+    registry.register(StateCollector(store, clock))
+    notifier = Notifier()
+    dispatcher = None
+    j = config.jenkins
+    if j is not None and not config.dry_run:
+        client = JenkinsClient(
+            j.url,
+            j.user,
+            api_token=j.api_token,
+            password=j.password,
+            timeout=j.timeout,
+            max_concurrent=j.max_concurrent_requests,
+            verify_tls=j.verify_tls,
+            session=session,
+            observe=lambda endpoint, seconds: metrics.jenkins_seconds.labels(endpoint).observe(seconds),
+        )
+        dispatcher = Dispatcher(
+            store,
+            client,
+            config.dispatcher,
+            metrics,
+            by_name,
+            owner=config.store.replica,
+            token_param=j.action_id_param,
+            poll_interval=j.poll_interval,
+            grace=j.timeout,
+            retention=config.store.retention,
+            clock=clock,
+        )
+    intake = Intake(
+        store,
+        rules,
+        metrics,
+        clock,
+        dry_run=dispatcher is None,
+        on_triggered=dispatcher.wake if dispatcher else (lambda: None),
+        on_breaker_open=lambda row: notifier.breaker_opened(row, by_name[row["rule"]].policy.notify_url),
+    )
+    return Services(config, store, rules, metrics, registry, intake, notifier, dispatcher, clock)
+
+
+def _error(exc: HTTPException):
+    if request.path.startswith("/api/"):
+        resp = jsonify({"error": exc.description or exc.name})
+        resp.status_code = exc.code or 500
+        for name, value in exc.get_headers():
+            if name.lower() == "www-authenticate":
+                resp.headers.add(name, value)
+        return resp
+    return exc
+
+
+def create_app(
+    test_config: Config | Mapping[str, Any] | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    session: requests.Session | None = None,
+) -> Flask:
+    """The receiver app; `test_config` is a Config or a mapping in the YAML file's schema.
+
+    Without one: dry-run, no rules, and a generated webhook token (see `services.config`).
+    The dispatcher starts here unless `dispatcher.autostart` is false.
+    """
+    config = _config(test_config)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.sort_keys = False
+    services = _build_services(config, clock, session)
+    app.extensions["stackmedic"] = services
+
+    from receiver.api import bp as api_bp
+    from receiver.web import bp as web_bp
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(web_bp)
+    app.register_error_handler(HTTPException, _error)
+    if services.dispatcher and config.dispatcher.autostart:
+        services.dispatcher.start()
+    return app

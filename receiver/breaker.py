@@ -1,0 +1,152 @@
+"""The loop breaker for one rule and target: cooldown, at most N actions in W, ineffective fixes.
+
+Pure decisions on the breaker row and the last action, with `now` passed in: the caller
+holds the breaker's row lock and persists what changed. States: `closed` (actions allowed),
+`open` (none until an operator resets it, or until `reset_timeout` allows one trial), and
+`half_open` (that trial is under way).
+
+An action is *ineffective* when a new incident of its rule and target starts within
+`ineffective_after` of the build finishing, or when its build did not succeed. Consecutive
+ineffective actions, or too many actions in the window, open the breaker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from receiver.config import BreakerPolicy
+from receiver.store import IN_FLIGHT_STATES
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+@dataclass
+class Verdict:
+    """What the breaker says about a new incident."""
+
+    allow: bool
+    decision: str = "triggered"  # or breaker_open, cooldown
+    reason: str = ""
+    opened: bool = False  # the breaker opened just now: log, metric, notification
+    trial: bool = False  # this action is the half-open trial
+    judged: tuple[int, int] | None = None  # (action id, 1 ineffective / 0 effective) to persist
+
+
+def _human(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+def judge(last: dict[str, Any] | None, policy: BreakerPolicy, now: float) -> int | None:
+    """1 when the last action proved ineffective now, 0 when effective, None when not (yet) judged."""
+    if not last or last["state"] != "done" or last["ineffective"] is not None:
+        return None
+    if last["result"] != "SUCCESS":
+        return 1
+    return 1 if now - (last["finished_at"] or now) <= policy.ineffective_after else 0
+
+
+def _open(row: dict[str, Any], now: float, reason: str) -> Verdict:
+    row.update(state=OPEN, opened_at=now, reason=reason, trial_action_id=None, updated_at=now)
+    return Verdict(False, "breaker_open", reason, opened=True)
+
+
+def evaluate(
+    row: dict[str, Any],
+    policy: BreakerPolicy,
+    last: dict[str, Any] | None,
+    recent: int,
+    now: float,
+) -> Verdict:
+    """Decide on a new incident; updates `row` (the breaker) in place.
+
+    `last` is the newest action of this rule and target, `recent` the number of actions
+    since max(now - window, the last reset).
+    """
+    verdict_judged = None
+    judged = judge(last, policy, now)
+    if judged is not None:
+        verdict_judged = (last["id"], judged)
+        row["ineffective"] = row["ineffective"] + 1 if judged else 0
+        row["updated_at"] = now
+    verdict = _decide(row, policy, last, recent, now, judged)
+    verdict.judged = verdict_judged
+    return verdict
+
+
+def _decide(
+    row: dict[str, Any],
+    policy: BreakerPolicy,
+    last: dict[str, Any] | None,
+    recent: int,
+    now: float,
+    judged: int | None,
+) -> Verdict:
+    state = row["state"]
+    if state == OPEN:
+        if policy.reset_timeout and now >= (row["opened_at"] or now) + policy.reset_timeout:
+            row.update(state=HALF_OPEN, updated_at=now)
+            return Verdict(True, reason=f"trial after {_human(policy.reset_timeout)} open", trial=True)
+        return Verdict(False, "breaker_open", f"breaker open since {row['opened_at']:.0f}: {row['reason']}")
+    if last and last["state"] in IN_FLIGHT_STATES:
+        what = "trial" if state == HALF_OPEN else "previous"
+        return Verdict(
+            False,
+            "breaker_open" if state == HALF_OPEN else "cooldown",
+            f"{what} action #{last['id']} still in progress",
+        )
+    if state == HALF_OPEN:
+        if judged == 0 or (last and last["ineffective"] == 0):
+            row.update(
+                state=CLOSED, ineffective=0, reset_at=now, trial_action_id=None, reason="", updated_at=now
+            )
+            recent = 0  # the window starts again with the closing
+        else:
+            return _open(row, now, "the trial action did not fix it")
+    if policy.max_ineffective and row["ineffective"] >= policy.max_ineffective:
+        return _open(row, now, f"{row['ineffective']} consecutive actions did not fix it")
+    if policy.max_actions and recent >= policy.max_actions:
+        return _open(row, now, f"{recent} actions within {_human(policy.window)}")
+    if last and now - last["created_at"] < policy.cooldown:
+        left = policy.cooldown - (now - last["created_at"])
+        return Verdict(False, "cooldown", f"cooldown: {left:.0f}s left after action #{last['id']}")
+    return Verdict(True)
+
+
+def close_proven_trial(
+    row: dict[str, Any], trial: dict[str, Any] | None, policy: BreakerPolicy, now: float
+) -> bool:
+    """Close a half-open breaker whose trial succeeded and stayed fixed for `ineffective_after`."""
+    if row["state"] != HALF_OPEN or not trial or trial["state"] != "done" or trial["result"] != "SUCCESS":
+        return False
+    if now - (trial["finished_at"] or now) <= policy.ineffective_after:
+        return False
+    row.update(state=CLOSED, ineffective=0, reset_at=now, trial_action_id=None, reason="", updated_at=now)
+    return True
+
+
+def reset(row: dict[str, Any], now: float) -> None:
+    """An operator's reset: closed, counters cleared, the window starts again now."""
+    row.update(
+        state=CLOSED,
+        ineffective=0,
+        reset_at=now,
+        trial_action_id=None,
+        opened_at=None,
+        reason="reset by operator",
+        updated_at=now,
+    )
+
+
+def window_start(row: dict[str, Any], policy: BreakerPolicy, now: float) -> float:
+    """Actions count towards the limit from here: the window, but never before the last reset."""
+    return max(now - policy.window, row["reset_at"] or 0.0)
+
+
+def gauge_value(state: str) -> float:
+    """stackmedic_receiver_breaker_open: 1 open, 0.5 half-open, 0 closed."""
+    return {OPEN: 1.0, HALF_OPEN: 0.5}.get(state, 0.0)

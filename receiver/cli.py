@@ -1,0 +1,91 @@
+"""stackmedic-receiver: Alertmanager webhooks to Jenkins builds, served by waitress."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import signal
+import sys
+from types import FrameType
+
+import voluptuous as vol
+import waitress
+
+from common import logs
+from common.config import ConfigError, listen_address
+from receiver import config as config_mod
+from receiver.app import create_app
+
+log = logging.getLogger("receiver")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stackmedic-receiver", description=__doc__)
+    p.add_argument("--config.file", dest="config_file", help="YAML configuration (none: dry-run, no rules)")
+    p.add_argument(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
+        help="validate the configuration and exit (2 when invalid)",
+    )
+    p.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        default=config_mod.DEFAULT_LISTEN,
+        help="host:port to serve on (default %(default)s)",
+    )
+    p.add_argument("--log.level", dest="log_level", choices=logs.LEVELS, default="info")
+    return p
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(args.log_level)
+    try:
+        host, port = listen_address(args.listen)
+    except vol.Invalid as exc:
+        print(f"config error: --web.listen-address: {exc.error_message}", file=sys.stderr)
+        return 2
+    if args.config_file:
+        try:
+            config = config_mod.load(args.config_file)
+        except ConfigError as exc:
+            print("\n".join(exc.lines()), file=sys.stderr)
+            return 2
+        if args.config_check:
+            print(f"{args.config_file}: configuration ok, {len(config.rules)} rule(s)")
+            return 0
+    elif args.config_check:
+        print("no --config.file: the built-in configuration (dry-run, no rules) is valid")
+        return 0
+    else:
+        token = secrets.token_urlsafe(24)
+        config = config_mod.unconfigured(token)
+        print("stackmedic-receiver: no --config.file, so dry-run mode with no rules")
+        print(f"webhook token (Authorization: Bearer ...): {token}", flush=True)
+    app = create_app(config)
+    services = app.extensions["stackmedic"]
+    server = waitress.create_server(
+        app,
+        host=host,
+        port=port,
+        threads=config.threads,
+        max_request_body_size=config.max_body_bytes + 1,
+        ident="stackmedic-receiver",
+    )
+    signal.signal(signal.SIGTERM, _stop)
+    mode = "dry-run" if services.dry_run else "live"
+    log.info("listening address=%s:%s mode=%s rules=%d", host, server.effective_port, mode, len(config.rules))
+    try:
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        log.info("stopping")
+    finally:
+        server.close()
+        services.close()
+    return 0

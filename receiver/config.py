@@ -1,0 +1,349 @@
+"""The receiver's configuration: YAML validated at start-up, every problem reported at once.
+
+Secrets (webhook token, Jenkins API token or password, MySQL password) come only from
+environment variables or files (`*_env`, `*_file`), never from the YAML itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import voluptuous as vol
+
+from common.config import ConfigError, duration, load_config, port, regex, url, validate
+from common.secrets import Secret, SecretError, resolve_secret
+
+DEFAULT_LISTEN = ":9878"
+RULE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+PARAM_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+LABEL_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TEMPLATE_REF = re.compile(r"\{([^{}]*)\}")
+
+
+def _matches(pattern: str, what: str) -> Any:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            raise vol.Invalid(f"invalid {what} {value!r}: must match {pattern}")
+        return value
+
+    return check
+
+
+def _secret_keys(name: str) -> dict:
+    return {vol.Optional(f"{name}_env"): str, vol.Optional(f"{name}_file"): str}
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise vol.Invalid("expected a non-negative integer")
+    return value
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = duration(value)
+    if seconds <= 0:
+        raise vol.Invalid("duration must be greater than zero")
+    return seconds
+
+
+BREAKER = {
+    vol.Optional("cooldown"): duration,
+    vol.Optional("max_actions"): _positive_int,
+    vol.Optional("window"): _positive_duration,
+    vol.Optional("ineffective_after"): duration,
+    vol.Optional("max_ineffective"): _positive_int,
+    vol.Optional("reset_timeout"): vol.Any(None, _positive_duration),
+    vol.Optional("notify_url"): vol.Any(None, url()),
+}
+
+AUTH = vol.Any(
+    vol.All("none", msg="expected 'none' or a mapping with bearer_token_* or basic_auth"),
+    {
+        **_secret_keys("bearer_token"),
+        vol.Optional("basic_auth"): {vol.Required("username"): str, **_secret_keys("password")},
+    },
+)
+
+SCHEMA = vol.Schema(
+    {
+        vol.Optional("auth"): AUTH,
+        vol.Optional("dry_run", default=False): bool,
+        vol.Optional("web", default={}): {
+            vol.Optional("max_body_bytes", default=1 << 20): vol.All(int, vol.Range(min=1024)),
+            vol.Optional("threads", default=8): vol.All(int, vol.Range(min=1, max=256)),
+        },
+        vol.Optional("store", default={}): {
+            vol.Optional("type", default="sqlite"): vol.In(["sqlite", "mysql"]),
+            vol.Optional("path"): str,
+            vol.Optional("synchronous", default="full"): vol.In(["full", "normal"]),
+            vol.Optional("host"): str,
+            vol.Optional("port", default=3306): port,
+            vol.Optional("socket"): str,
+            vol.Optional("user"): str,
+            **_secret_keys("password"),
+            vol.Optional("database"): _matches(r"^[A-Za-z0-9_]{1,64}$", "database name"),
+            vol.Optional("replica"): _matches(r"^[A-Za-z0-9_.-]{1,64}$", "replica name"),
+            vol.Optional("retention", default="30d"): _positive_duration,
+        },
+        vol.Optional("jenkins"): {
+            vol.Required("url"): url(),
+            vol.Required("user"): str,
+            **_secret_keys("api_token"),
+            **_secret_keys("password"),
+            vol.Optional("timeout", default="10s"): _positive_duration,
+            vol.Optional("poll_interval", default="2s"): _positive_duration,
+            vol.Optional("max_concurrent_requests", default=2): vol.All(int, vol.Range(min=1, max=64)),
+            vol.Optional("action_id_param", default="STACKMEDIC_ACTION_ID"): _matches(PARAM_NAME, "name"),
+            vol.Optional("verify_tls", default=True): bool,
+        },
+        vol.Optional("dispatcher", default={}): {
+            vol.Optional("max_attempts", default=8): vol.All(int, vol.Range(min=1, max=100)),
+            vol.Optional("backoff_initial", default="1s"): _positive_duration,
+            vol.Optional("backoff_max", default="60s"): _positive_duration,
+            vol.Optional("max_in_flight", default=8): vol.All(int, vol.Range(min=1, max=256)),
+            vol.Optional("lease", default="60s"): _positive_duration,
+            vol.Optional("follow_timeout", default="2h"): _positive_duration,
+            vol.Optional("autostart", default=True): bool,
+        },
+        vol.Optional("breaker", default={}): BREAKER,
+        vol.Optional("rules", default=[]): [
+            {
+                vol.Required("name"): _matches(RULE_NAME, "rule name"),
+                vol.Optional("match", default={}): {_matches(LABEL_NAME, "label name"): str},
+                vol.Optional("match_re", default={}): {_matches(LABEL_NAME, "label name"): regex},
+                vol.Required("job"): _matches(r"^[A-Za-z0-9_.-]{1,128}$", "job name"),
+                vol.Required("target"): _matches(LABEL_NAME, "label name"),
+                vol.Optional("params", default={}): {_matches(PARAM_NAME, "parameter name"): str},
+                vol.Optional("allow", default={}): {_matches(LABEL_NAME, "label name"): regex},
+                vol.Optional("breaker", default={}): BREAKER,
+            }
+        ],
+    }
+)
+
+BREAKER_DEFAULTS = {
+    "cooldown": 300.0,
+    "max_actions": 3,
+    "window": 3600.0,
+    "ineffective_after": 900.0,
+    "max_ineffective": 2,
+    "reset_timeout": None,
+    "notify_url": None,
+}
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """Loop-breaker limits for one rule (0 disables max_actions / max_ineffective)."""
+
+    cooldown: float = 300.0
+    max_actions: int = 3
+    window: float = 3600.0
+    ineffective_after: float = 900.0
+    max_ineffective: int = 2
+    reset_timeout: float | None = None
+    notify_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    name: str
+    job: str
+    target: str
+    match: dict[str, str] = field(default_factory=dict)
+    match_re: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    allow: dict[str, str] = field(default_factory=dict)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+
+
+@dataclass(frozen=True)
+class JenkinsConfig:
+    url: str
+    user: str
+    api_token: Secret | None = None
+    password: Secret | None = None
+    timeout: float = 10.0
+    poll_interval: float = 2.0
+    max_concurrent_requests: int = 2
+    action_id_param: str = "STACKMEDIC_ACTION_ID"
+    verify_tls: bool = True
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    type: str = "sqlite"
+    path: str = ""
+    synchronous: str = "full"
+    host: str | None = None
+    port: int = 3306
+    socket: str | None = None
+    user: str | None = None
+    password: Secret | None = None
+    database: str | None = None
+    replica: str = ""
+    retention: float = 30 * 86400.0
+
+
+@dataclass(frozen=True)
+class DispatcherConfig:
+    max_attempts: int = 8
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    max_in_flight: int = 8
+    lease: float = 60.0
+    follow_timeout: float = 7200.0
+    autostart: bool = True
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """How webhooks and API mutations authenticate; `none` only when configured so."""
+
+    none: bool = False
+    bearer_token: Secret | None = None
+    basic_username: str | None = None
+    basic_password: Secret | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    auth: AuthConfig
+    dry_run: bool = False
+    max_body_bytes: int = 1 << 20
+    threads: int = 8
+    store: StoreConfig = field(default_factory=StoreConfig)
+    jenkins: JenkinsConfig | None = None
+    dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
+    rules: tuple[RuleConfig, ...] = ()
+    generated_token: bool = False
+
+
+def _secret(section: dict, name: str, path: str, problems: list) -> Secret | None:
+    try:
+        value = resolve_secret(env=section.get(f"{name}_env"), file=section.get(f"{name}_file"))
+    except SecretError as exc:
+        problems.append((path, str(exc)))
+        return None
+    return Secret(value) if value is not None else None
+
+
+def _auth(data: dict, problems: list) -> AuthConfig:
+    raw = data.get("auth")
+    if raw is None:
+        problems.append(("auth", "required key missing: a bearer token, basic_auth, or 'none'"))
+        return AuthConfig()
+    if raw == "none":
+        return AuthConfig(none=True)
+    token = _secret(raw, "bearer_token", "auth.bearer_token", problems)
+    user = password = None
+    if "basic_auth" in raw:
+        user = raw["basic_auth"]["username"]
+        password = _secret(raw["basic_auth"], "password", "auth.basic_auth.password", problems)
+        if password is None:
+            problems.append(("auth.basic_auth", "password_env or password_file is required"))
+    if token is None and password is None and not problems:
+        problems.append(("auth", "set bearer_token_env, bearer_token_file or basic_auth"))
+    if token is not None and not token:
+        problems.append(("auth.bearer_token", "the token is empty"))
+    return AuthConfig(bearer_token=token, basic_username=user, basic_password=password)
+
+
+def _rules(data: dict, defaults: dict, problems: list) -> tuple[RuleConfig, ...]:
+    rules = []
+    seen: set[str] = set()
+    for i, raw in enumerate(data["rules"]):
+        path = f"rules[{i}]"
+        if raw["name"] in seen:
+            problems.append((f"{path}.name", f"duplicate rule name {raw['name']!r}"))
+        seen.add(raw["name"])
+        if raw["target"] not in raw["allow"]:
+            problems.append((f"{path}.target", f"label {raw['target']!r} needs an allow pattern"))
+        for pname, template in raw["params"].items():
+            for ref in TEMPLATE_REF.findall(template):
+                if ref not in raw["allow"]:
+                    problems.append(
+                        (f"{path}.params.{pname}", f"label {ref!r} is used without an allow pattern")
+                    )
+        policy = BreakerPolicy(**{**defaults, **raw["breaker"]})
+        rules.append(
+            RuleConfig(
+                name=raw["name"],
+                job=raw["job"],
+                target=raw["target"],
+                match=raw["match"],
+                match_re=raw["match_re"],
+                params=raw["params"],
+                allow=raw["allow"],
+                breaker=policy,
+            )
+        )
+    return tuple(rules)
+
+
+def default_state_dir() -> str:
+    """Where the SQLite store lives when the configuration does not say."""
+    return os.environ.get("STACKMEDIC_RECEIVER_STATE_DIR") or ".run"
+
+
+def build(data: Any) -> Config:
+    """Validate a parsed YAML mapping and turn it into a Config (ConfigError lists every problem)."""
+    data = validate(SCHEMA, data if data is not None else {})
+    problems: list[tuple[str, str]] = []
+    auth = _auth(data, problems)
+    jenkins = None
+    if "jenkins" in data:
+        j = data["jenkins"]
+        token = _secret(j, "api_token", "jenkins.api_token", problems)
+        password = _secret(j, "password", "jenkins.password", problems)
+        if not any(k in j for k in ("api_token_env", "api_token_file", "password_env", "password_file")):
+            problems.append(("jenkins", "set api_token_env/api_token_file or password_env/password_file"))
+        keep = {k: v for k, v in j.items() if not k.endswith(("_env", "_file"))}
+        jenkins = JenkinsConfig(**keep, api_token=token, password=password)
+    elif not data["dry_run"]:
+        problems.append(("jenkins", "required key missing (or set dry_run: true)"))
+    s = data["store"]
+    store_password = _secret(s, "password", "store.password", problems)
+    if s["type"] == "mysql":
+        for key in ("user", "database"):
+            if key not in s:
+                problems.append((f"store.{key}", "required key missing for the mysql store"))
+        if "host" not in s and "socket" not in s:
+            problems.append(("store.host", "host or socket is required for the mysql store"))
+    store = StoreConfig(
+        **{k: v for k, v in s.items() if not k.endswith(("_env", "_file"))},
+        password=store_password,
+    )
+    if not store.path:
+        store = replace(store, path=os.path.join(default_state_dir(), "receiver.sqlite"))
+    if not store.replica:
+        store = replace(store, replica=socket.gethostname()[:64] or "receiver")
+    defaults = {**BREAKER_DEFAULTS, **data["breaker"]}
+    rules = _rules(data, defaults, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        auth=auth,
+        dry_run=data["dry_run"],
+        max_body_bytes=data["web"]["max_body_bytes"],
+        threads=data["web"]["threads"],
+        store=store,
+        jenkins=jenkins,
+        dispatcher=DispatcherConfig(**data["dispatcher"]),
+        rules=rules,
+    )
+
+
+def load(path: str) -> Config:
+    """Read and validate the configuration file at `path`."""
+    return build(load_config(path, vol.Schema(object)))
+
+
+def unconfigured(token: str) -> Config:
+    """The configuration of a receiver started without a file: dry-run, no rules, `token`."""
+    config = build({"auth": "none", "dry_run": True})
+    return replace(config, auth=AuthConfig(bearer_token=Secret(token)), generated_token=True)

@@ -1,0 +1,213 @@
+"""A small client of Jenkins' remote access API: trigger a parameterised build and follow it.
+
+Authentication: an API token with HTTP Basic needs no CSRF crumb; a password needs the crumb
+from /crumbIssuer/api/json, which is valid only with the session cookie it came with (the
+requests.Session keeps it). Every request has a timeout; at most `max_concurrent` run at once.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import urllib3.exceptions
+
+QUEUE_ITEM = re.compile(r"/queue/item/(\d+)/?$")
+PARAMS_TREE = "actions[parameters[name,value]]"
+
+
+class JenkinsError(Exception):
+    """Jenkins could not do what was asked."""
+
+
+class JenkinsUnavailable(JenkinsError):
+    """5xx, or the request never reached Jenkins: nothing happened, trying again is safe."""
+
+
+class JenkinsUncertain(JenkinsUnavailable):
+    """A timeout or a connection lost after sending: the request may have been carried out."""
+
+
+class JenkinsRejected(JenkinsError):
+    """A 4xx (unknown job, bad credentials, no permission): trying again will not help."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class QueueRef:
+    id: int
+    merged: bool  # 303: Jenkins merged the request into an identical queued item
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    id: int
+    build_number: int | None
+    build_url: str | None
+    cancelled: bool
+    why: str | None
+
+
+@dataclass(frozen=True)
+class Build:
+    number: int
+    url: str
+    result: str | None  # None while building
+
+
+@dataclass(frozen=True)
+class Found:
+    """Where a build request with a given token is now: still queued, or a build."""
+
+    queue_id: int | None = None
+    build: Build | None = None
+
+
+def _params(actions: Any) -> dict[str, Any]:
+    out = {}
+    for action in actions or []:
+        for p in (action or {}).get("parameters") or []:
+            if isinstance(p, dict) and "name" in p:
+                out[p["name"]] = p.get("value")
+    return out
+
+
+class JenkinsClient:
+    """Jenkins at `url` as `user`, authenticated by an API token or a password."""
+
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        api_token: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+        max_concurrent: int = 2,
+        verify_tls: bool = True,
+        session: requests.Session | None = None,
+        observe: Callable[[str, float], None] | None = None,
+    ):
+        self.base = url.rstrip("/")
+        self.session = session or requests.Session()
+        self.session.auth = (user, api_token or password or "")
+        self.session.verify = verify_tls
+        self.use_crumb = api_token is None
+        self.timeout = timeout
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._observe = observe or (lambda endpoint, seconds: None)
+        self._crumb: dict[str, str] | None = None
+        self._crumb_lock = threading.Lock()
+
+    def _request(self, endpoint: str, method: str, path: str, **kw: Any) -> requests.Response:
+        with self._slots:
+            started = time.monotonic()
+            try:
+                return self.session.request(
+                    method, self.base + path, timeout=self.timeout, allow_redirects=False, **kw
+                )
+            except requests.exceptions.ConnectTimeout as exc:
+                raise JenkinsUnavailable(f"{endpoint}: connect timeout") from exc
+            except requests.exceptions.Timeout as exc:
+                raise JenkinsUncertain(f"{endpoint}: no answer within {self.timeout:g}s") from exc
+            except requests.exceptions.ConnectionError as exc:
+                reason = exc.args[0] if exc.args else None
+                inner = getattr(reason, "reason", reason)
+                if isinstance(inner, urllib3.exceptions.NewConnectionError):
+                    raise JenkinsUnavailable(f"{endpoint}: cannot connect") from exc
+                raise JenkinsUncertain(f"{endpoint}: connection lost: {exc}") from exc
+            except requests.exceptions.RequestException as exc:
+                raise JenkinsUnavailable(f"{endpoint}: {exc}") from exc
+            finally:
+                self._observe(endpoint, time.monotonic() - started)
+
+    def _check(self, endpoint: str, resp: requests.Response) -> None:
+        if resp.status_code >= 500:
+            raise JenkinsUnavailable(f"{endpoint}: HTTP {resp.status_code}")
+        if resp.status_code >= 400:
+            raise JenkinsRejected(f"{endpoint}: HTTP {resp.status_code}", resp.status_code)
+
+    def _json(self, endpoint: str, path: str, params: dict | None = None) -> Any:
+        resp = self._request(endpoint, "GET", path, params=params)
+        if resp.status_code == 404:
+            return None
+        self._check(endpoint, resp)
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise JenkinsUnavailable(f"{endpoint}: answer is not JSON") from exc
+
+    def _crumb_header(self, refresh: bool = False) -> dict[str, str]:
+        if not self.use_crumb:
+            return {}
+        with self._crumb_lock:
+            if self._crumb is None or refresh:
+                data = self._json("crumb", "/crumbIssuer/api/json")
+                # no crumb issuer: CSRF protection is off
+                self._crumb = {data["crumbRequestField"]: data["crumb"]} if data else {}
+            return dict(self._crumb)
+
+    def trigger(self, job: str, params: dict[str, str]) -> QueueRef:
+        """POST buildWithParameters; the queue item Jenkins created or merged the request into."""
+        path = f"/job/{job}/buildWithParameters"
+        resp = self._request("build", "POST", path, data=params, headers=self._crumb_header())
+        if resp.status_code == 403 and self.use_crumb:
+            # the crumb's session may have expired: a 403 means nothing was queued
+            resp = self._request("build", "POST", path, data=params, headers=self._crumb_header(refresh=True))
+        self._check("build", resp)
+        if resp.status_code not in (201, 303):
+            raise JenkinsUnavailable(f"build: unexpected HTTP {resp.status_code}")
+        m = QUEUE_ITEM.search(resp.headers.get("Location", ""))
+        if not m:
+            raise JenkinsUnavailable(f"build: no queue item in Location {resp.headers.get('Location')!r}")
+        return QueueRef(id=int(m.group(1)), merged=resp.status_code == 303)
+
+    def queue_item(self, item_id: int) -> QueueItem | None:
+        """The queue item, or None once Jenkins forgot it (about 5 minutes after it left the queue)."""
+        data = self._json("queue_item", f"/queue/item/{item_id}/api/json")
+        if data is None:
+            return None
+        executable = data.get("executable") or {}
+        return QueueItem(
+            id=item_id,
+            build_number=executable.get("number"),
+            build_url=executable.get("url"),
+            cancelled=bool(data.get("cancelled")),
+            why=data.get("why"),
+        )
+
+    def build(self, job: str, number: int) -> Build | None:
+        data = self._json("build_info", f"/job/{job}/{number}/api/json", {"tree": "number,url,result"})
+        if data is None:
+            return None
+        return Build(number=data["number"], url=data.get("url", ""), result=data.get("result"))
+
+    def _builds_with(self, job: str, param: str, token: str) -> Build | None:
+        tree = f"builds[number,url,result,{PARAMS_TREE}]{{0,100}}"
+        data = self._json("job_builds", f"/job/{job}/api/json", {"tree": tree}) or {}
+        for b in data.get("builds") or []:
+            if _params(b.get("actions")).get(param) == token:
+                return Build(number=b["number"], url=b.get("url", ""), result=b.get("result"))
+        return None
+
+    def find(self, job: str, param: str, token: str) -> Found | None:
+        """Look for a build request carrying parameter `param`=`token` among builds and the queue."""
+        build = self._builds_with(job, param, token)
+        if build:
+            return Found(build=build)
+        data = self._json("queue", "/queue/api/json", {"tree": f"items[id,task[name],{PARAMS_TREE}]"}) or {}
+        for item in data.get("items") or []:
+            if (item.get("task") or {}).get("name") == job and _params(item.get("actions")).get(
+                param
+            ) == token:
+                return Found(queue_id=item["id"])
+        # it may have left the queue between the two reads
+        build = self._builds_with(job, param, token)
+        return Found(build=build) if build else None

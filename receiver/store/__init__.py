@@ -1,0 +1,29 @@
+"""The durable store: incidents, the audit of every decision, actions, breakers and pauses.
+
+Two back ends with the same semantics: SQLite (WAL, the default, one receiver) and MySQL
+(several replicas sharing state). Deduplication is atomic through the unique key
+(rule, fingerprint, starts_at) on incidents; breaker and action decisions for one rule and
+target are serialised by a row lock on the breaker.
+"""
+
+from __future__ import annotations
+
+from receiver.config import StoreConfig
+from receiver.store.base import FINAL_STATES, IN_FLIGHT_STATES, StoreError, Tx
+from receiver.store.sql import SqlStore
+
+__all__ = ["FINAL_STATES", "IN_FLIGHT_STATES", "SqlStore", "StoreError", "Tx", "open_store"]
+
+
+def open_store(config: StoreConfig) -> SqlStore:
+    """The configured store, with its schema created."""
+    if config.type == "mysql":
+        from receiver.store.mysql import MySQLStore
+
+        store: SqlStore = MySQLStore(config)
+    else:
+        from receiver.store.sqlite import SQLiteStore
+
+        store = SQLiteStore(config.path, synchronous=config.synchronous)
+    store.create_schema()
+    return store

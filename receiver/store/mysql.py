@@ -1,0 +1,94 @@
+"""The shared store for several replicas: MySQL/MariaDB through PyMySQL (InnoDB, READ COMMITTED).
+
+The same SQL as SQLite; deduplication relies on the unique key of `incidents`, and the
+breaker row is locked (SELECT ... FOR UPDATE) while a decision for its target is made.
+Columns compare byte-wise (utf8mb4_bin): fingerprints and label values are case-sensitive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymysql
+
+from receiver.config import StoreConfig
+from receiver.store.sql import SqlStore
+
+TABLE = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+DDL = [
+    """CREATE TABLE IF NOT EXISTS incidents (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    rule VARCHAR(64) NOT NULL, fingerprint VARCHAR(128) NOT NULL, starts_at VARCHAR(40) NOT NULL,
+    target VARCHAR(256) NOT NULL, alertname VARCHAR(256), starts_ts DOUBLE NOT NULL,
+    opened_at DOUBLE NOT NULL, action_id BIGINT, resolved_at DOUBLE, ends_ts DOUBLE,
+    UNIQUE KEY incident_key (rule, fingerprint, starts_at))""",
+    """CREATE TABLE IF NOT EXISTS actions (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    created_at DOUBLE NOT NULL, decision VARCHAR(32) NOT NULL, reason TEXT, status VARCHAR(16),
+    alertname VARCHAR(256), fingerprint VARCHAR(128), starts_at VARCHAR(40), rule VARCHAR(64),
+    target VARCHAR(256), job VARCHAR(128), params TEXT, incident_id BIGINT,
+    token VARCHAR(64), state VARCHAR(16), attempts INT NOT NULL DEFAULT 0,
+    next_attempt_at DOUBLE, owner VARCHAR(64), lease_until DOUBLE, dispatched_at DOUBLE,
+    queue_id BIGINT, build_number BIGINT, build_url TEXT, result VARCHAR(16), finished_at DOUBLE,
+    error TEXT, updated_at DOUBLE, ineffective INT, trial INT NOT NULL DEFAULT 0,
+    UNIQUE KEY action_token (token), KEY actions_state (state, target),
+    KEY actions_rule_target (rule, target, id), KEY actions_created (created_at))""",
+    """CREATE TABLE IF NOT EXISTS breakers (
+    bkey VARCHAR(330) NOT NULL PRIMARY KEY, rule VARCHAR(64) NOT NULL, target VARCHAR(256) NOT NULL,
+    state VARCHAR(16) NOT NULL, opened_at DOUBLE, reason TEXT, ineffective INT NOT NULL DEFAULT 0,
+    reset_at DOUBLE, trial_action_id BIGINT, updated_at DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS pauses (
+    target VARCHAR(256) NOT NULL PRIMARY KEY, expires_at DOUBLE NOT NULL, reason TEXT,
+    created_at DOUBLE NOT NULL)""",
+]
+DEADLOCK, LOCK_WAIT_TIMEOUT = 1213, 1205
+
+
+class MySQLStore(SqlStore):
+    """MySQL or MariaDB; several receivers may share one database."""
+
+    for_update = " FOR UPDATE"
+
+    def __init__(self, config: StoreConfig, connect_timeout: float = 5.0):
+        super().__init__()
+        self.config = config
+        self.connect_timeout = connect_timeout
+
+    def connect(self) -> Any:
+        c = self.config
+        conn = pymysql.connect(
+            host=c.host or "localhost",
+            port=c.port,
+            unix_socket=c.socket,
+            user=c.user,
+            password=c.password or "",
+            database=c.database,
+            charset="utf8mb4",
+            autocommit=False,
+            connect_timeout=int(self.connect_timeout),
+            read_timeout=30,
+            write_timeout=30,
+        )
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        return conn
+
+    def create_schema(self) -> None:
+        def create(tx: Any) -> None:
+            for statement in DDL:
+                tx.execute(statement + TABLE)
+
+        self.atomic(create)
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s")
+
+    def on_conflict_ignore(self, column: str) -> str:
+        # not INSERT IGNORE: that would also turn real errors (truncation) into warnings
+        return f" ON DUPLICATE KEY UPDATE {column}={column}"
+
+    def errors(self) -> tuple[type[BaseException], ...]:
+        return (pymysql.err.MySQLError,)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return bool(exc.args) and exc.args[0] in (DEADLOCK, LOCK_WAIT_TIMEOUT)

@@ -1,0 +1,66 @@
+"""Fixtures for the receiver: the Jenkins stand-in, apps on a temporary store, a server for an app."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import waitress
+from flask import Flask
+
+from receiver.app import create_app
+from tests.jenkins_standin import JenkinsStandIn
+from tests.receiver.helpers import JOB_PARAMS, TOKEN, receiver_config
+
+
+@pytest.fixture
+def standin() -> Iterator[JenkinsStandIn]:
+    """The Jenkins stand-in with the two remediation jobs (each build succeeds)."""
+    jenkins = JenkinsStandIn(
+        jobs={"stackmedic-restart": None, "stackmedic-restore": None}, params=JOB_PARAMS
+    ).start()
+    yield jenkins
+    jenkins.stop()
+
+
+@pytest.fixture
+def secrets_env(monkeypatch: pytest.MonkeyPatch, standin: JenkinsStandIn) -> None:
+    monkeypatch.setenv("TEST_RECEIVER_TOKEN", TOKEN)
+    monkeypatch.setenv("TEST_JENKINS_TOKEN", standin.token)
+    monkeypatch.setenv("TEST_JENKINS_PASSWORD", standin.password)
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, standin: JenkinsStandIn, secrets_env: None) -> Iterator[Callable[..., Flask]]:
+    """make_app(clock=None, **config overrides) -> a receiver app on tmp_path/receiver.sqlite; closed at the end."""
+    apps: list[Flask] = []
+
+    def make(clock: Callable[[], float] | None = None, jenkins: Any = standin, **overrides: Any) -> Flask:
+        config = receiver_config(tmp_path / "receiver.sqlite", jenkins, **overrides)
+        app = create_app(config, clock=clock or time.time)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["stackmedic"].close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Flask], str]]:
+    """serve(app) -> base URL: the app under waitress on 127.0.0.1 in this process."""
+    servers: list[Any] = []
+
+    def start(app: Flask) -> str:
+        server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
+        threading.Thread(target=server.run, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.effective_port}"
+
+    yield start
+    for server in servers:
+        server.close()

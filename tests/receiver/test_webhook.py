@@ -1,0 +1,239 @@
+"""The webhook end to end against the Jenkins stand-in: exactly the builds Jenkins should see."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import requests
+
+from tests.receiver.helpers import AUTH, FakeClock, actions, alert, decisions, notification, settled
+from tests.services import wait_for
+
+
+def post(app, body, headers=AUTH):
+    return app.test_client().post("/api/v1/alerts", json=body, headers=headers)
+
+
+def test_one_firing_alert_gives_one_build_with_the_right_parameters(make_app, standin):
+    app = make_app()
+    resp = post(app, notification(alert("petclinic")))
+    assert resp.status_code == 200
+    assert resp.json == {"status": "ok", "alerts": 1, "decisions": {"triggered": 1}}
+    wait_for(lambda: settled(app) and standin.finished(), 10, "the build to finish")
+    [build] = standin.builds()
+    assert build.job == "stackmedic-restart"
+    assert build.params["SERVICE"] == "petclinic"
+    [action] = actions(app)
+    assert build.params["STACKMEDIC_ACTION_ID"] == action["build"]["action_token"]
+    assert action["build"]["number"] == 1 and action["build"]["result"] == "SUCCESS"
+    assert action["build"]["url"] == f"{standin.url}/job/stackmedic-restart/1/"
+    assert [c.auth for c in standin.posts()] == ["token"]
+
+
+def test_restore_rule_passes_the_database(make_app, standin):
+    app = make_app()
+    body = notification(
+        {
+            "status": "firing",
+            "labels": {
+                "alertname": "StackDatabaseTablesMissing",
+                "remediation": "restore",
+                "database": "petclinic",
+            },
+            "startsAt": "2026-01-01T10:00:00Z",
+            "fingerprint": "db1",
+        }
+    )
+    assert post(app, body).status_code == 200
+    wait_for(lambda: settled(app) and standin.finished(), 10, "the restore build")
+    assert [(b.job, b.params["DATABASE"]) for b in standin.builds()] == [("stackmedic-restore", "petclinic")]
+
+
+def test_same_notification_20_times_from_two_senders_at_once_gives_one_build(make_app, standin, serve):
+    app = make_app()
+    url = serve(app) + "/api/v1/alerts"
+    body = json.dumps(notification(alert("petclinic"), alert("wordpress")))
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def sender() -> None:
+        session = requests.Session()
+        barrier.wait()
+        for _ in range(20):
+            r = session.post(url, data=body, headers={**AUTH, "Content-Type": "application/json"}, timeout=10)
+            statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=sender) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 40
+    wait_for(lambda: settled(app) and len(standin.finished()) == 2, 10, "two builds")
+    assert sorted(b.params["SERVICE"] for b in standin.builds()) == ["petclinic", "wordpress"]
+    assert len(standin.posts()) == 2
+    got = decisions(app)
+    assert got.count("triggered") == 2 and got.count("duplicate") == 78
+
+
+def test_group_resend_with_a_changed_alert_triggers_only_the_new_one(make_app, standin):
+    app = make_app()
+    post(app, notification(alert("petclinic")))
+    post(app, notification(alert("petclinic"), alert("wordpress")))
+    wait_for(lambda: settled(app) and len(standin.finished()) == 2, 10, "two builds")
+    assert sorted(b.params["SERVICE"] for b in standin.builds()) == ["petclinic", "wordpress"]
+    assert decisions(app) == ["triggered", "duplicate", "triggered"]
+
+
+def test_same_instant_written_differently_is_the_same_incident(make_app, standin):
+    app = make_app()
+    post(app, notification(alert(starts_at="2026-01-01T10:00:00.500Z")))
+    post(app, notification(alert(starts_at="2026-01-01T11:00:00.5+01:00")))
+    wait_for(lambda: settled(app) and standin.finished(), 10, "the build")
+    assert decisions(app) == ["triggered", "duplicate"]
+    assert len(standin.builds()) == 1
+
+
+def test_new_incident_after_the_cooldown_gives_a_second_build(make_app, standin):
+    clock = FakeClock()
+    app = make_app(clock=clock)
+    post(app, notification(alert(starts_at="2026-01-01T10:00:00Z")))
+    wait_for(lambda: settled(app) and len(standin.finished()) == 1, 10, "the first build")
+    post(app, notification(alert(status="resolved", starts_at="2026-01-01T10:00:00Z")))
+    clock.advance(60)
+    # a new incident within the cooldown (5m) waits ...
+    post(app, notification(alert(starts_at="2026-01-01T10:01:00Z")))
+    assert decisions(app)[-1] == "cooldown"
+    clock.advance(300)
+    # ... and Alertmanager's next repeat of the same incident, past the cooldown, is acted on
+    post(app, notification(alert(starts_at="2026-01-01T10:01:00Z")))
+    wait_for(lambda: settled(app) and len(standin.finished()) == 2, 10, "the second build")
+    assert decisions(app) == ["triggered", "resolved", "cooldown", "triggered"]
+    assert len(standin.builds()) == 2
+
+
+def test_resolved_triggers_nothing_and_records_the_time_to_recover(make_app, standin):
+    app = make_app()
+    post(app, notification(alert(starts_at="2026-01-01T10:00:00Z")))
+    wait_for(lambda: settled(app) and standin.finished(), 10, "the build")
+    resp = post(app, notification(alert(status="resolved", starts_at="2026-01-01T10:00:00Z")))
+    assert resp.json["decisions"] == {"resolved": 1}
+    resolved = actions(app)[-1]
+    assert resolved["decision"] == "resolved" and resolved["reason"].startswith("recovered after 300s")
+    assert len(standin.posts()) == 1
+    metrics = app.test_client().get("/metrics").data.decode()
+    assert 'stackmedic_receiver_remediation_duration_seconds_count{rule="restart-app"} 1.0' in metrics
+    assert 'stackmedic_receiver_remediation_duration_seconds_sum{rule="restart-app"} 300.0' in metrics
+    # a firing notification of the finished incident, sent late, changes nothing
+    post(app, notification(alert(starts_at="2026-01-01T10:00:00Z")))
+    assert decisions(app)[-1] == "duplicate" and len(standin.posts()) == 1
+
+
+def test_resolved_before_dispatch_cancels_the_action(make_app, standin):
+    standin.fail(503)
+    app = make_app(dispatcher={"backoff_initial": 30, "max_attempts": 3})
+    post(app, notification(alert()))
+    wait_for(lambda: actions(app)[0]["build"]["attempts"] == 1, 10, "a first attempt")
+    wait_for(lambda: actions(app)[0]["build"]["state"] == "pending", 10, "the backoff")
+    resp = post(app, notification(alert(status="resolved")))
+    assert resp.json["decisions"] == {"resolved": 1}
+    standin.fail(None)
+    first, resolved = actions(app)
+    assert first["build"]["state"] == "cancelled"
+    assert resolved["reason"].endswith(f"action #{first['id']} cancelled before dispatch")
+    assert [c.status for c in standin.posts()] == [503]
+    assert standin.builds() == []
+
+
+def test_alert_without_a_rule_is_recorded_and_answered_200(make_app, standin):
+    app = make_app()
+    other = {"status": "firing", "labels": {"alertname": "Watchdog"}, "startsAt": "2026-01-01T10:00:00Z"}
+    resp = post(app, notification(other))
+    assert resp.status_code == 200 and resp.json["decisions"] == {"no_rule": 1}
+    [recorded] = actions(app)
+    assert recorded["decision"] == "no_rule" and recorded["alertname"] == "Watchdog"
+    assert standin.calls == []
+
+
+def test_dry_run_records_what_it_would_call(make_app, standin):
+    app = make_app(dry_run=True)
+    resp = post(app, notification(alert()))
+    assert resp.json["decisions"] == {"dry_run": 1}
+    [recorded] = actions(app)
+    assert recorded["job"] == "stackmedic-restart" and recorded["params"] == {"SERVICE": "petclinic"}
+    assert post(app, notification(alert())).json["decisions"] == {"duplicate": 1}
+    assert standin.calls == []
+
+
+def test_pause_everything_then_resume(make_app, standin):
+    clock = FakeClock()
+    app = make_app(clock=clock)
+    client = app.test_client()
+    resp = client.post(
+        "/api/v1/pause", json={"target": "*", "duration": "1h", "reason": "maintenance"}, headers=AUTH
+    )
+    assert resp.status_code == 200 and resp.json["target"] == "*"
+    assert post(app, notification(alert())).json["decisions"] == {"paused": 1}
+    assert 'stackmedic_receiver_paused{target="*"} 1.0' in client.get("/metrics").data.decode()
+    assert client.post("/api/v1/resume", json={"target": "*"}, headers=AUTH).json == {
+        "target": "*",
+        "resumed": True,
+    }
+    # the repeat of the same incident after the pause is acted on
+    assert post(app, notification(alert())).json["decisions"] == {"triggered": 1}
+    wait_for(lambda: settled(app) and standin.finished(), 10, "the build")
+    assert len(standin.builds()) == 1
+
+
+def test_pause_of_one_target_expires(make_app, standin):
+    clock = FakeClock()
+    app = make_app(clock=clock)
+    client = app.test_client()
+    assert (
+        client.post("/api/v1/pause", json={"target": "petclinic", "duration": 600}, headers=AUTH).status_code
+        == 200
+    )
+    resp = post(app, notification(alert("petclinic"), alert("wordpress")))
+    assert resp.json["decisions"] == {"paused": 1, "triggered": 1}
+    assert [p["target"] for p in client.get("/api/v1/pauses").json["pauses"]] == ["petclinic"]
+    clock.advance(601)
+    assert client.get("/api/v1/pauses").json["pauses"] == []
+    assert post(app, notification(alert("petclinic"))).json["decisions"] == {"triggered": 1}
+    wait_for(lambda: settled(app) and len(standin.finished()) == 2, 10, "two builds")
+    assert sorted(b.params["SERVICE"] for b in standin.builds()) == ["petclinic", "wordpress"]
+
+
+def test_pause_needs_credentials_and_a_valid_duration(make_app):
+    client = make_app().test_client()
+    assert client.post("/api/v1/pause", json={"duration": "1h"}).status_code == 401
+    resp = client.post("/api/v1/pause", json={"target": "*"}, headers=AUTH)
+    assert resp.status_code == 400 and resp.json["error"].startswith("duration: required")
+    resp = client.post("/api/v1/pause", json={"duration": "90d"}, headers=AUTH)
+    assert resp.status_code == 400 and "at most 30 days" in resp.json["error"]
+
+
+def test_one_action_at_a_time_per_target(make_app, standin):
+    standin.hold_queue()
+    app = make_app()
+    restart = alert("petclinic")
+    restore = {
+        "status": "firing",
+        "labels": {
+            "alertname": "StackDatabaseTablesMissing",
+            "remediation": "restore",
+            "database": "petclinic",
+        },
+        "startsAt": "2026-01-01T10:00:00Z",
+        "fingerprint": "db",
+    }
+    post(app, notification(restart, restore))
+    wait_for(lambda: len(standin.posts()) == 1, 10, "the first POST")
+    # the second action for target "petclinic" waits until the first build is over
+    assert wait_for(lambda: actions(app)[0]["build"]["state"] == "queued", 5, "queued")
+    assert len(standin.posts()) == 1
+    standin.hold_queue(False)
+    wait_for(lambda: settled(app) and len(standin.finished()) == 2, 10, "both builds")
+    first, second = standin.builds()
+    assert (first.job, second.job) == ("stackmedic-restart", "stackmedic-restore")
+    assert second.started >= first.finished
