@@ -79,6 +79,12 @@ def test_remediation_route_is_tuned_for_healing():
     assert route["group_by"] == ["alertname", "compose_service", "database"]
     assert route["group_wait"] == "0s"
     assert shipped.duration_seconds(route["group_interval"]) <= 5
+    # The receiver decides a held-back incident (cooldown, paused) again at each repeat.
+    assert (
+        shipped.duration_seconds(route["group_interval"])
+        <= shipped.duration_seconds(route["repeat_interval"])
+        <= 60
+    )
     assert not route.get("continue", False)
     (receiver,) = [r for r in config["receivers"] if r["name"] == "stackmedic-remediation"]
     (hook,) = receiver["webhook_configs"]

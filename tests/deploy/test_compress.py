@@ -108,7 +108,7 @@ def test_alertmanager_config_is_retargeted_and_scaled():
     doc = shipped.load(shipped.ALERTMANAGER_CONFIG)
     fast = compress.compress_alertmanager_config(doc, 5, "http://127.0.0.1:1/hook", "/tmp/token")
     (route,) = [r for r in fast["route"]["routes"] if r["receiver"] == "stackmedic-remediation"]
-    assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == ("0s", "1s", "2m")
+    assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == ("0s", "1s", "12s")
     (hook,) = [r for r in fast["receivers"] if r["name"] == "stackmedic-remediation"][0]["webhook_configs"]
     assert hook["url"] == "http://127.0.0.1:1/hook"
     assert hook["http_config"]["authorization"] == {"type": "Bearer", "credentials_file": "/tmp/token"}
