@@ -76,7 +76,9 @@ def links_to_dashboards() -> list[dict]:
 def remediation_annotation() -> dict:
     return annotation(
         "Remediations",
-        "changes(stackmedic_receiver_last_action_timestamp_seconds[1m]) > 0",
+        # a marker over the minute after each build finished (the first one of a rule too,
+        # which changes() would miss: its series appears with the timestamp already set)
+        "time() - stackmedic_receiver_last_action_timestamp_seconds < 60",
         "{{rule}}: {{exported_job}} {{result}}",
         "#FF9830",
     )
