@@ -79,5 +79,7 @@ RUN ln -s /opt/stackmedic/bin/stackmedic-job /usr/local/bin/stackmedic-job \
     # the backups volume takes this owner when Docker first fills it: Jenkins writes there
     && install -d -o jenkins -g jenkins -m 0755 /var/backups/stackmedic
 USER jenkins
-RUN jenkins-plugin-cli --plugins configuration-as-code job-dsl \
+# JCasC and Job DSL read deploy/jenkins/casc.yaml; its jobs are pipelines (node, sh,
+# readFile, timeout, build, cron triggers): the Pipeline plugin suite
+RUN jenkins-plugin-cli --plugins configuration-as-code job-dsl workflow-aggregator \
     && rm -rf /var/jenkins_home/.cache

@@ -167,6 +167,8 @@ def test_configs_are_mounted_read_only_from_deploy(resolved_compose: ResolvedCom
         },
         "jenkins": {
             "/etc/stackmedic/jenkins": deploy / "jenkins",
+            "/etc/stackmedic/jenkins-compose": deploy / "compose" / "jenkins",
+            "/var/jenkins_home/init.groovy.d": deploy / "compose" / "jenkins" / "init.groovy.d",
             "/etc/stackmedic/jobs.yml": deploy / "compose" / "jobs.yml",
         },
         "stackmedic-exporter": {"/etc/stackmedic/exporter.yml": deploy / "compose" / "exporter.yml"},

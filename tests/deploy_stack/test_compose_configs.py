@@ -85,3 +85,35 @@ def test_the_jobs_restart_what_the_receiver_may_ask_for():
     # never the database server or the Jenkins that runs the jobs
     for name in ("mysql", "jenkins"):
         assert not restartable.fullmatch(name) and name not in jobs["services"]
+
+
+def test_jenkins_security_uses_only_secrets_the_jenkins_service_has(resolved_compose: ResolvedCompose):
+    import yaml
+
+    text = (REPO / "deploy/compose/jenkins/security.yaml").read_text()
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    named = set(re.findall(r"\$\{(\w+)\}", code))
+    given = {s["source"] for s in resolved_compose.services["jenkins"]["secrets"]}
+    assert named and named <= given
+    casc = resolved_compose.services["jenkins"]["environment"]["CASC_JENKINS_CONFIG"].split(",")
+    mounts = volume_mounts(resolved_compose.services["jenkins"])
+    for path in casc:
+        folder, name = path.rsplit("/", 1)
+        assert (Path(mounts[folder][0]) / name).is_file(), path
+    # nobody gets in anonymously
+    jenkins = yaml.safe_load(text)["jenkins"]
+    assert jenkins["authorizationStrategy"] == {"loggedInUsersCanDoAnything": {"allowAnonymousRead": False}}
+    assert jenkins["securityRealm"]["local"]["allowsSignup"] is False
+
+
+def test_the_receiver_logs_in_as_the_user_whose_token_jenkins_sets():
+    import yaml
+
+    receiver = yaml.safe_load((REPO / "deploy/compose/receiver.yml").read_text())["jenkins"]
+    security = yaml.safe_load((REPO / "deploy/compose/jenkins/security.yaml").read_text())
+    users = {u["id"] for u in security["jenkins"]["securityRealm"]["local"]["users"]}
+    assert receiver["user"] in users
+    assert receiver["api_token_file"] == "/run/secrets/jenkins_token"
+    groovy = (REPO / "deploy/compose/jenkins/init.groovy.d/stackmedic-api-token.groovy").read_text()
+    assert f"User.getById('{receiver['user']}', true)" in groovy
+    assert "new File('/run/secrets/jenkins_token')" in groovy
