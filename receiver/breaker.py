@@ -41,13 +41,17 @@ def _human(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 def judge(last: dict[str, Any] | None, policy: BreakerPolicy, now: float) -> int | None:
     """1 when the last action proved ineffective now, 0 when effective, None when not (yet) judged."""
     if not last or last["state"] != "done" or last["ineffective"] is not None:
         return None
     if last["result"] != "SUCCESS":
         return 1
-    return 1 if now - (last["finished_at"] or now) <= policy.ineffective_after else 0
+    return 1 if now - _or(last["finished_at"], now) <= policy.ineffective_after else 0
 
 
 def _open(row: dict[str, Any], now: float, reason: str) -> Verdict:
@@ -88,7 +92,7 @@ def _decide(
 ) -> Verdict:
     state = row["state"]
     if state == OPEN:
-        if policy.reset_timeout and now >= (row["opened_at"] or now) + policy.reset_timeout:
+        if policy.reset_timeout and now >= _or(row["opened_at"], now) + policy.reset_timeout:
             row.update(state=HALF_OPEN, updated_at=now)
             return Verdict(True, reason=f"trial after {_human(policy.reset_timeout)} open", trial=True)
         return Verdict(False, "breaker_open", f"breaker open since {row['opened_at']:.0f}: {row['reason']}")
@@ -123,7 +127,7 @@ def close_proven_trial(
     """Close a half-open breaker whose trial succeeded and stayed fixed for `ineffective_after`."""
     if row["state"] != HALF_OPEN or not trial or trial["state"] != "done" or trial["result"] != "SUCCESS":
         return False
-    if now - (trial["finished_at"] or now) <= policy.ineffective_after:
+    if now - _or(trial["finished_at"], now) <= policy.ineffective_after:
         return False
     row.update(state=CLOSED, ineffective=0, reset_at=now, trial_action_id=None, reason="", updated_at=now)
     return True
@@ -144,7 +148,7 @@ def reset(row: dict[str, Any], now: float) -> None:
 
 def window_start(row: dict[str, Any], policy: BreakerPolicy, now: float) -> float:
     """Actions count towards the limit from here: the window, but never before the last reset."""
-    return max(now - policy.window, row["reset_at"] or 0.0)
+    return max(now - policy.window, _or(row["reset_at"], 0.0))
 
 
 def gauge_value(state: str) -> float:

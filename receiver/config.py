@@ -68,6 +68,19 @@ AUTH = vol.Any(
     },
 )
 
+RULE = vol.Schema(
+    {
+        vol.Required("name"): _matches(RULE_NAME, "rule name"),
+        vol.Optional("match", default={}): {_matches(LABEL_NAME, "label name"): str},
+        vol.Optional("match_re", default={}): {_matches(LABEL_NAME, "label name"): regex},
+        vol.Required("job"): _matches(r"^[A-Za-z0-9_.-]{1,128}$", "job name"),
+        vol.Required("target"): _matches(LABEL_NAME, "label name"),
+        vol.Optional("params", default={}): {_matches(PARAM_NAME, "parameter name"): str},
+        vol.Optional("allow", default={}): {_matches(LABEL_NAME, "label name"): regex},
+        vol.Optional("breaker", default={}): BREAKER,
+    }
+)
+
 SCHEMA = vol.Schema(
     {
         vol.Optional("auth"): AUTH,
@@ -110,18 +123,8 @@ SCHEMA = vol.Schema(
             vol.Optional("autostart", default=True): bool,
         },
         vol.Optional("breaker", default={}): BREAKER,
-        vol.Optional("rules", default=[]): [
-            {
-                vol.Required("name"): _matches(RULE_NAME, "rule name"),
-                vol.Optional("match", default={}): {_matches(LABEL_NAME, "label name"): str},
-                vol.Optional("match_re", default={}): {_matches(LABEL_NAME, "label name"): regex},
-                vol.Required("job"): _matches(r"^[A-Za-z0-9_.-]{1,128}$", "job name"),
-                vol.Required("target"): _matches(LABEL_NAME, "label name"),
-                vol.Optional("params", default={}): {_matches(PARAM_NAME, "parameter name"): str},
-                vol.Optional("allow", default={}): {_matches(LABEL_NAME, "label name"): regex},
-                vol.Optional("breaker", default={}): BREAKER,
-            }
-        ],
+        # each rule is validated on its own (RULE) so that the problems of every rule are reported
+        vol.Optional("rules", default=[]): [dict],
     }
 )
 
@@ -292,8 +295,24 @@ def default_state_dir() -> str:
 
 def build(data: Any) -> Config:
     """Validate a parsed YAML mapping and turn it into a Config (ConfigError lists every problem)."""
-    data = validate(SCHEMA, data if data is not None else {})
+    data = data if data is not None else {}
     problems: list[tuple[str, str]] = []
+    rules = data.get("rules") if isinstance(data, dict) else None
+    checked_rules = []
+    for i, raw in enumerate(rules if isinstance(rules, list) else []):
+        try:
+            checked_rules.append(validate(RULE, raw))
+        except ConfigError as exc:
+            problems += [(f"rules[{i}]" + ("." + p if p else ""), m) for p, m in exc.problems]
+    try:
+        data = validate(SCHEMA, data)
+    except ConfigError as exc:
+        raise ConfigError(
+            problems + [(p, m) for p, m in exc.problems if not p.startswith("rules[")]
+        ) from None
+    if problems:
+        raise ConfigError(problems)
+    data["rules"] = checked_rules
     auth = _auth(data, problems)
     jenkins = None
     if "jenkins" in data:

@@ -231,12 +231,9 @@ class Dispatcher:
         return row
 
     def _finish(self, row: dict[str, Any], result: str, build: Build | None = None, error: str | None = None):
-        fields: dict[str, Any] = {
-            "state": "done",
-            "result": result,
-            "finished_at": self.clock(),
-            "error": error,
-        }
+        fields: dict[str, Any] = {"state": "done", "result": result, "finished_at": self.clock()}
+        if error:  # otherwise the last problem on the way (a timeout, a 503) stays in the audit
+            fields["error"] = error
         if build:
             fields.update(build_number=build.number, build_url=build.url)
         level = logging.INFO if result == "SUCCESS" else logging.WARNING

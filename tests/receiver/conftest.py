@@ -39,8 +39,8 @@ def make_app(tmp_path: Path, standin: JenkinsStandIn, secrets_env: None) -> Iter
     """make_app(clock=None, **config overrides) -> a receiver app on tmp_path/receiver.sqlite; closed at the end."""
     apps: list[Flask] = []
 
-    def make(clock: Callable[[], float] | None = None, jenkins: Any = standin, **overrides: Any) -> Flask:
-        config = receiver_config(tmp_path / "receiver.sqlite", jenkins, **overrides)
+    def make(clock: Callable[[], float] | None = None, **overrides: Any) -> Flask:
+        config = receiver_config(tmp_path / "receiver.sqlite", standin, **overrides)
         app = create_app(config, clock=clock or time.time)
         apps.append(app)
         return app

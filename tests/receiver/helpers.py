@@ -87,7 +87,7 @@ def notification(*alerts: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 
 def receiver_config(
-    store_path: Path | str, jenkins: JenkinsStandIn | None, **overrides: Any
+    store_path: Path | str, standin: JenkinsStandIn | None, **overrides: Any
 ) -> dict[str, Any]:
     """A configuration for tests: fast polling and retries, the two rules; `overrides` replace sections."""
     config: dict[str, Any] = {
@@ -103,16 +103,16 @@ def receiver_config(
         },
         "rules": RULES,
     }
-    if jenkins is not None:
+    if standin is not None:
         config["jenkins"] = {
-            "url": jenkins.url,
-            "user": jenkins.user,
+            "url": standin.url,
+            "user": standin.user,
             "api_token_env": "TEST_JENKINS_TOKEN",
             "timeout": 1,
             "poll_interval": 0.02,
         }
     config.update(overrides)
-    return config
+    return {k: v for k, v in config.items() if v is not None}
 
 
 def actions(app: Flask, **filters: str) -> list[dict[str, Any]]:
