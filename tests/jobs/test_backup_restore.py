@@ -309,3 +309,15 @@ def test_verify_file_must_be_a_listed_backup(stack: JobStack):
         result = stack.run("verify", "--database", stack.db, "--file", bad)
         assert result.rc == errors.USAGE
         assert f"no complete backup named {bad!r}" in result.err
+
+
+def test_restore_of_a_database_that_is_gone_entirely(stack: JobStack):
+    backup = run_backup(stack.config, stack.database, now=lambda: T0)
+    expected = stack.snapshot()
+    stack.mariadb.execute(f"DROP DATABASE `{stack.db}`")
+    result = stack.run("restore", "--database", stack.db)
+    assert result.rc == errors.OK, result.err
+    report = one_json(result)
+    assert report["restored_from"] == backup.name and report["safety_dump"] is None
+    assert "no safety dump: database absent" in result.err
+    assert stack.snapshot() == expected

@@ -1,0 +1,234 @@
+"""Benchmark: `stackmedic-job backup` and `verify` against plain `mariadb-dump | gzip`.
+
+One run starts a private MariaDB, fills a database of a few hundred MB (Petclinic-like
+tables; `--rows` visits of ~230 bytes each), then times, in alternating turns on the same
+database:
+
+- plain:   mariadb-dump --single-transaction --routines --triggers --events DB | gzip -6 > F
+- ours:    stackmedic-job backup --database DB   (same dump options + SHA-256, row counts,
+           fsync, manifest)
+- load:    gzip -dc F | mariadb SCRATCH           (what a plain restore test would do)
+- verify:  stackmedic-job verify --database DB    (checksum + load into a scratch db + checks)
+
+The medians and ratios go to docs/benchmarks.md between the backup markers.
+
+    .venv/bin/python -m bench.backup_bench [--rows 1300000] [--runs 5] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from jobs.grants import backup_grants, restore_grants
+from tests.services import MariaDB, require_binary
+
+REPO = Path(__file__).resolve().parent.parent
+DOC = REPO / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- BEGIN backup -->", "<!-- END backup -->"
+DB = "benchclinic"
+PASSWORD = "bench-pw"  # noqa: S105 - a throwaway server
+DUMP_OPTS = "--single-transaction --routines --triggers --events --hex-blob --no-tablespaces"
+
+
+def fill(server: MariaDB, rows: int) -> int:
+    """Petclinic-like tables, the bulk in visits; returns the data size in bytes."""
+    statements = [
+        f"CREATE DATABASE {DB} CHARACTER SET utf8mb4",
+        f"USE {DB}",
+        f"""CREATE TABLE {DB}.owners (id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, first_name VARCHAR(30),
+            last_name VARCHAR(30), address VARCHAR(255), city VARCHAR(80), telephone VARCHAR(20))""",
+        f"""CREATE TABLE {DB}.pets (id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, name VARCHAR(30),
+            birth_date DATE, type_id INT UNSIGNED, owner_id INT UNSIGNED, INDEX (owner_id))""",
+        f"""CREATE TABLE {DB}.visits (id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, pet_id INT UNSIGNED,
+            visit_date DATE, description VARCHAR(255), notes TEXT, INDEX (pet_id))""",
+        f"""INSERT INTO {DB}.owners (first_name, last_name, address, city, telephone)
+            SELECT ELT(1 + seq % 5, 'George', 'Betty', 'Eduardo', 'Harold', 'Zoë'),
+                   ELT(1 + seq % 4, 'Franklin', 'Davis', 'Müller', 'Escobito'),
+                   CONCAT(seq, ' Main St.'), ELT(1 + seq % 3, 'Madison', 'Sun Prairie', 'Monona'),
+                   LPAD(seq, 10, '6085')
+            FROM seq_1_to_{max(1, rows // 20)}""",
+        f"""INSERT INTO {DB}.pets (name, birth_date, type_id, owner_id)
+            SELECT CONCAT('pet', seq), DATE('2010-01-01') + INTERVAL seq % 5000 DAY, 1 + seq % 6,
+                   1 + seq % {max(1, rows // 20)}
+            FROM seq_1_to_{max(1, rows // 10)}""",
+        # Notes: a vet's words (repetitive) and a record number (not): compresses ~4x like real text.
+        f"""INSERT INTO {DB}.visits (pet_id, visit_date, description, notes)
+            SELECT 1 + seq % {max(1, rows // 10)}, DATE('2020-01-01') + INTERVAL seq % 2000 DAY,
+                   ELT(1 + seq % 4, 'rabies shot', 'neutered', 'check-up', 'dental cleaning'),
+                   CONCAT(ELT(1 + seq % 3, 'Healthy, weight stable; ', 'Mild otitis, drops prescribed; ',
+                              'Vaccinations up to date; '),
+                          MD5(seq), ' ', SHA1(seq), ' follow-up in ', seq % 90, ' days; owner informed.',
+                          REPEAT(' ok', seq % 20))
+            FROM seq_1_to_{rows}""",
+    ]
+    server.execute(*statements, *(f"ANALYZE TABLE {DB}.{t}" for t in ("owners", "pets", "visits")))
+    (size,) = server.execute(
+        f"SELECT SUM(DATA_LENGTH) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{DB}'"
+    )[0]
+    return int(size)
+
+
+def timed(argv: list[str] | str, env: dict[str, str] | None = None, shell: bool = False) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, shell=shell, capture_output=True, check=False)  # noqa: S602
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def run(rows: int, runs: int, workdir: Path) -> dict:
+    require_binary("mariadb-dump")
+    server = MariaDB(workdir / "mariadb").start()
+    try:
+        t0 = time.perf_counter()
+        data_bytes = fill(server, rows)
+        fill_s = time.perf_counter() - t0
+        server.create_user("bench_backup", PASSWORD, backup_grants(DB))
+        server.create_user("bench_restore", PASSWORD, restore_grants(DB))
+        defaults = workdir / "client.cnf"
+        defaults.write_text(
+            f"[client]\nuser=bench_backup\npassword={PASSWORD}\nhost=127.0.0.1\nport={server.port}\n"
+        )
+        defaults.chmod(0o600)
+        restore_defaults = workdir / "restore.cnf"
+        restore_defaults.write_text(
+            f"[client]\nuser=bench_restore\npassword={PASSWORD}\nhost=127.0.0.1\nport={server.port}\n"
+        )
+        restore_defaults.chmod(0o600)
+        config = workdir / "jobs.yml"
+        user = {"password_env": "BENCH_PW"}
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "state_dir": str(workdir / "state"),
+                    "databases": {
+                        DB: {
+                            "connection": {"host": "127.0.0.1", "port": server.port},
+                            "backup_user": {"user": "bench_backup", **user},
+                            "restore_user": {"user": "bench_restore", **user},
+                            "backup_dir": str(workdir / "backups"),
+                            "required_tables": ["owners", "pets", "visits"],
+                        }
+                    },
+                }
+            )
+        )
+        env = {**os.environ, "BENCH_PW": PASSWORD}
+        job = [sys.executable, "-m", "jobs", "--config.file", str(config), "--log.level", "warn"]
+        plain_file = workdir / "plain.sql.gz"
+        plain = f"mariadb-dump --defaults-extra-file={defaults} {DUMP_OPTS} {DB} | gzip -6 > {plain_file}"
+        plain_times, ours_times = [], []
+        for i in range(runs):
+            # alternate the order so that neither always runs on a warmer cache
+            pair = [("plain", plain), ("ours", None)] if i % 2 == 0 else [("ours", None), ("plain", plain)]
+            for name, cmd in pair:
+                if name == "plain":
+                    plain_times.append(timed(["bash", "-o", "pipefail", "-c", cmd]))
+                else:
+                    ours_times.append(timed([*job, "backup", "--database", DB], env=env))
+                    time.sleep(1.1)  # one backup per second: the next name must differ
+        backups = sorted((workdir / "backups" / DB).glob("*.sql.gz"))
+        manifest = json.loads(Path(str(backups[-1]) + ".json").read_text())
+        server.execute("CREATE DATABASE stackmedic_scratch_bench")
+        load = (
+            f"gzip -dc {plain_file} | mariadb --defaults-extra-file={restore_defaults} --binary-mode "
+            "stackmedic_scratch_bench"
+        )
+        load_s = timed(["bash", "-o", "pipefail", "-c", load])
+        server.execute("DROP DATABASE stackmedic_scratch_bench")
+        verify_s = timed([*job, "verify", "--database", DB], env=env)
+        return {
+            "rows": rows,
+            "data_bytes": data_bytes,
+            "fill_s": fill_s,
+            "plain_s": statistics.median(plain_times),
+            "ours_s": statistics.median(ours_times),
+            "plain_all": plain_times,
+            "ours_all": ours_times,
+            "plain_size": plain_file.stat().st_size,
+            "ours_size": manifest["size_bytes"],
+            "load_s": load_s,
+            "verify_s": verify_s,
+            "runs": runs,
+        }
+    finally:
+        server.stop()
+
+
+def table(r: dict, command: str) -> str:
+    mb = 1024 * 1024
+    ratio = r["ours_s"] / r["plain_s"]
+    verdict = "meets" if ratio <= 1.3 else "MISSES"
+    return "\n".join(
+        [
+            "### Backup and verify (`stackmedic-job`) vs plain `mariadb-dump | gzip`",
+            "",
+            f"Command: `{command}`  ",
+            f"Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}"
+            f" ({os.cpu_count()} cores), MariaDB {_server_version()}, {r['runs']} alternating runs each, medians.  ",
+            f"Database: {r['rows']:,} visits + owners + pets, {r['data_bytes'] / mb:.0f} MB of table data"
+            f" (filled in {r['fill_s']:.0f} s).",
+            "",
+            "| what | time | compressed size | ratio to plain |",
+            "|---|---:|---:|---:|",
+            f"| plain `mariadb-dump \\| gzip -6` | {r['plain_s']:.1f} s | {r['plain_size'] / mb:.1f} MB | 1.00 |",
+            f"| `stackmedic-job backup` (dump, gzip -6, SHA-256, COUNT(*) of every table, fsync, manifest)"
+            f" | {r['ours_s']:.1f} s | {r['ours_size'] / mb:.1f} MB | **{ratio:.2f}** |",
+            f"| plain load `gzip -dc \\| mariadb` | {r['load_s']:.1f} s | | 1.00 |",
+            f"| `stackmedic-job verify` (checksum, load into a scratch database, checks, drop)"
+            f" | {r['verify_s']:.1f} s | | {r['verify_s'] / r['load_s']:.2f} |",
+            "",
+            f"Target: backup within 1.3x of the plain dump: {verdict} it ({ratio:.2f}x). All runs:"
+            f" plain {', '.join(f'{t:.1f}' for t in r['plain_all'])} s;"
+            f" ours {', '.join(f'{t:.1f}' for t in r['ours_all'])} s.",
+        ]
+    )
+
+
+def _server_version() -> str:
+    out = subprocess.run(["mariadbd", "--version"], capture_output=True, text=True, check=False).stdout
+    parts = out.split()
+    return parts[2] if len(parts) > 2 else "?"
+
+
+def write_doc(text: str) -> None:
+    doc = DOC.read_text()
+    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+    DOC.write_text(doc[:start] + "\n" + text + "\n" + doc[end:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--rows", type=int, default=1_300_000, help="visits rows (~230 bytes of table data each)"
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    command = ".venv/bin/python -m bench.backup_bench" + (
+        f" --rows {args.rows}" if args.rows != 1_300_000 else ""
+    )
+    with tempfile.TemporaryDirectory(prefix="stackmedic-backup-bench-") as tmp:
+        result = run(args.rows, args.runs, Path(tmp))
+    text = table(result, command)
+    print(text)  # noqa: T201
+    if not args.no_write:
+        write_doc(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
