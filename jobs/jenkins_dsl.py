@@ -32,6 +32,9 @@ OUTPUT = REPO / "deploy" / "jenkins" / "casc.yaml"
 JOB_NAME_RE = re.compile(r"^stackmedic-[a-z0-9-]{1,60}$")
 PARAM_RE = re.compile(r"^\{([A-Z][A-Z0-9_]*)\}$")
 PLAIN_ARG_RE = re.compile(r"^[A-Za-z0-9_./=:-]+$")
+STRING_PARAM_HELP = (
+    "recorded with the build for whoever triggered it (stackmedic-receiver); never used by the job"
+)
 HEADER = "# GENERATED from deploy/jenkins/jobs.yaml by `python -m jobs.jenkins_dsl`: do not edit.\n"
 
 
@@ -52,6 +55,7 @@ def _arg(value: Any) -> str:
 JOB = {
     vol.Required("description"): str,
     vol.Optional("parameters", default=[]): [vol.Match(r"^[A-Z][A-Z0-9_]*$")],
+    vol.Optional("string_parameters", default=[]): [vol.Match(r"^[A-Z][A-Z0-9_]*$")],
     vol.Required("argv"): vol.All([_arg], vol.Length(min=2)),
     vol.Optional("cron"): _cron,
     vol.Optional("schedule"): str,
@@ -78,6 +82,7 @@ class Job:
     name: str
     description: str
     parameters: tuple[str, ...]
+    string_parameters: tuple[str, ...]
     argv: tuple[str, ...]
     cron: str | None
     schedule: str | None
@@ -102,7 +107,14 @@ def _cross_check(spec: JobsFile) -> list[tuple[str, str]]:
                 problems.append((f"{where}.parameters", f"{p} has no list in choices"))
         used = {m.group(1) for a in job.argv if (m := PARAM_RE.fullmatch(a))}
         for p in sorted(used - set(job.parameters)):
-            problems.append((f"{where}.argv", f"{{{p}}} is not a parameter of the job"))
+            if p in job.string_parameters:
+                problems.append(
+                    (f"{where}.argv", f"{{{p}}} is free text: only choice parameters reach a command")
+                )
+            else:
+                problems.append((f"{where}.argv", f"{{{p}}} is not a parameter of the job"))
+        for p in sorted(set(job.parameters) & set(job.string_parameters)):
+            problems.append((f"{where}.string_parameters", f"{p} is a choice parameter already"))
         for p in sorted(set(job.parameters) - used):
             problems.append((f"{where}.parameters", f"{p} is not used in argv"))
         for down in job.on_success:
@@ -125,6 +137,7 @@ def load(path: Path = SOURCE) -> JobsFile:
             name=name,
             description=" ".join(j["description"].split()),
             parameters=tuple(j["parameters"]),
+            string_parameters=tuple(j["string_parameters"]),
             argv=tuple(j["argv"]),
             cron=j.get("cron"),
             schedule=j.get("schedule"),
@@ -197,13 +210,15 @@ def pipeline_script(job: Job, spec: JobsFile) -> str:
 def job_dsl(job: Job, spec: JobsFile) -> str:
     """One Job DSL `pipelineJob` definition."""
     out = [f"pipelineJob({_groovy(job.name)}) {{", f"    description({_groovy(job.description)})"]
-    if job.parameters:
+    if job.parameters or job.string_parameters:
         out.append("    parameters {")
         for p in job.parameters:
             choices = "[" + ", ".join(_groovy(c) for c in spec.choices[p]) + "]"
             out.append(
                 f"        choiceParam({_groovy(p)}, {choices}, {_groovy('one of the configured values')})"
             )
+        for p in job.string_parameters:
+            out.append(f"        stringParam({_groovy(p)}, '', {_groovy(STRING_PARAM_HELP)})")
         out.append("    }")
     out += ["    properties {", "        disableConcurrentBuilds()"]
     if job.cron:

@@ -38,7 +38,7 @@ def one_json(result) -> dict:
 def exporter_count(stack: JobStack) -> float:
     samples = Samples()
     BackupsCheck(str(stack.backup_root), [stack.db]).run(samples, time.monotonic() + 5)
-    return samples.value("backup_count", stack.db)
+    return samples.value("backups_complete", stack.db)  # stackmedic_backups_complete
 
 
 def corrupt(path, how: str) -> None:

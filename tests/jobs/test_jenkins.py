@@ -181,6 +181,21 @@ def test_casc_parses_and_defines_every_job_as_the_source_says():
             assert f"build(job: '{down}', wait: false)" in pipeline
 
 
+def test_jobs_the_receiver_triggers_declare_its_action_id_and_never_use_it():
+    # docs/design.md: Jenkins drops undeclared parameters; the receiver finds its build by this one
+    receiver = yaml.safe_load((REPO / "examples" / "receiver.yml").read_text())
+    triggered = {m.group(1) for m in re.finditer(r"job: (\S+)", yaml.safe_dump(receiver))}
+    assert triggered >= {"stackmedic-restart", "stackmedic-restore"}
+    dsl = yaml.safe_load((REPO / "deploy" / "jenkins" / "casc.yaml").read_text())["jobs"][0]["script"]
+    for name in triggered:
+        assert SPEC.jobs[name].string_parameters == ("STACKMEDIC_ACTION_ID",)
+    for block in re.split(r"\n\n(?=pipelineJob\()", dsl.strip()):
+        name = re.match(r"pipelineJob\('([^']+)'\)", block).group(1)
+        declared = "stringParam('STACKMEDIC_ACTION_ID', ''," in block
+        assert declared == (name in triggered)
+        assert "STACKMEDIC_ACTION_ID" not in _pipelines(block)[0]
+
+
 def test_no_parameter_is_pasted_into_a_path_or_a_script():
     dsl = (REPO / "deploy" / "jenkins" / "casc.yaml").read_text()
     assert "workspace/" not in dsl and "cd " not in dsl
@@ -230,4 +245,22 @@ def test_mistakes_in_jobs_yaml_are_reported_with_their_path(tmp_path: Path):
         "config error: jobs.stackmedic-start.argv: {SERVICE} is not a parameter of the job",
         "config error: jobs.stackmedic-start.parameters: PROJECT has no list in choices",
         "config error: jobs.stackmedic-start.parameters: PROJECT is not used in argv",
+    ]
+
+
+def test_free_text_parameters_never_reach_a_command(tmp_path: Path):
+    def mutate(d):
+        d["jobs"]["stackmedic-restore"]["argv"] = [
+            "stackmedic-job",
+            "restore",
+            "--database",
+            "{STACKMEDIC_ACTION_ID}",
+        ]
+        d["jobs"]["stackmedic-restore"]["parameters"] = []
+
+    with pytest.raises(ConfigError) as info:
+        jenkins_dsl.load(_write(tmp_path, mutate))
+    assert info.value.lines() == [
+        "config error: jobs.stackmedic-restore.argv: {STACKMEDIC_ACTION_ID} is free text: "
+        "only choice parameters reach a command"
     ]
