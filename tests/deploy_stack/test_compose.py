@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.deploy_stack.conftest import REPO, ResolvedCompose
 
@@ -68,15 +70,31 @@ def test_only_the_proxies_see_the_docker_socket(resolved_compose: ResolvedCompos
             assert not any("docker.sock" in src for src in sources), f"{name} mounts the Docker socket"
 
 
-def test_the_exporter_reads_docker_through_the_get_only_proxy(resolved_compose: ResolvedCompose):
+def proxy_rules(service: dict) -> dict[str, str]:
+    """{METHOD: regexp} of a socket-proxy's -allow<METHOD> flags."""
+    rules = {}
+    for arg in service["command"]:
+        m = re.fullmatch(r"-allow([A-Z]+)=(.+)", arg)
+        if m:
+            rules[m.group(1)] = m.group(2)
+    return rules
+
+
+def flag(service: dict, name: str) -> str:
+    (value,) = [a.split("=", 1)[1] for a in service["command"] if a.startswith(f"-{name}=")]
+    return value
+
+
+def test_the_exporter_reads_docker_through_a_get_only_proxy(resolved_compose: ResolvedCompose):
     s = resolved_compose.services
     exporter, ro = s["stackmedic-exporter"], s["docker-proxy-ro"]
     assert exporter["environment"]["DOCKER_HOST"] == "tcp://docker-proxy-ro:2375"
-    env = ro["environment"]
-    assert env["POST"] == "0"
-    # what the exporter calls: containers (list, inspect), system df, ping, version, info
-    granted = {k for k, v in env.items() if v == "1"}
-    assert granted == {"CONTAINERS", "SYSTEM", "INFO", "PING", "VERSION"}
+    docker_urls = {"tcp://docker-proxy-ro:2375"}
+    exporter_config = yaml.safe_load((REPO / "deploy/compose/exporter.yml").read_text())
+    assert {exporter_config[k]["docker_url"] for k in ("containers", "docker_space")} == docker_urls
+    # reads only: no rule for any method that changes something
+    assert set(proxy_rules(ro)) == {"GET", "HEAD"}
+    assert flag(ro, "allowfrom") == "stackmedic-exporter"
     # and the proxy is reachable by the exporter alone, on a network with no way out
     assert set(ro["networks"]) == {"docker-ro"}
     assert resolved_compose.config["networks"]["docker-ro"].get("internal") is True
@@ -86,10 +104,11 @@ def test_the_exporter_reads_docker_through_the_get_only_proxy(resolved_compose: 
 
 def test_jenkins_jobs_may_only_start_stop_and_restart_containers(resolved_compose: ResolvedCompose):
     s = resolved_compose.services
-    env = s["docker-proxy-jobs"]["environment"]
-    assert env["POST"] == "0"
-    granted = {k for k, v in env.items() if v == "1"}
-    assert granted == {"CONTAINERS", "ALLOW_START", "ALLOW_STOP", "ALLOW_RESTARTS", "PING", "VERSION"}
+    jobs = s["docker-proxy-jobs"]
+    rules = proxy_rules(jobs)
+    assert set(rules) == {"GET", "HEAD", "POST"}
+    assert rules["POST"].endswith("/containers/[a-zA-Z0-9_.-]+/(start|stop|restart)")
+    assert flag(jobs, "allowfrom") == "jenkins"
     assert s["jenkins"]["environment"]["DOCKER_HOST"] == "tcp://docker-proxy-jobs:2375"
     assert resolved_compose.config["networks"]["docker-jobs"].get("internal") is True
     users = {n for n, svc in s.items() if "docker-jobs" in svc.get("networks", {})}
@@ -195,8 +214,6 @@ def test_services_wait_for_what_they_need(resolved_compose: ResolvedCompose):
 def test_prometheus_config_targets_the_compose_service_names(resolved_compose: ResolvedCompose):
     # deploy/prometheus/prometheus.yml is shared with other set-ups; in compose its targets
     # must be these services on these ports, reachable on Prometheus' network
-    import yaml
-
     prom = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
     targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     assert {"stackmedic-exporter:9877", "stackmedic-receiver:9878", "alertmanager:9093"} <= targets
