@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -65,6 +66,22 @@ def load(config_file: str | None) -> dict:
     return exporter_config.default_config()
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas, unless MALLOC_ARENA_MAX says otherwise.
+
+    glibc gives threads that allocate their own arenas (up to 8 per core), each keeping
+    freed memory; the check threads would hold about a megabyte that way for nothing.
+    """
+    if sys.platform != "linux" or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-8, arenas)  # -8: M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup(args.log_level)
@@ -81,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.config_check:
         print(f"config ok: {args.config_file or '(embedded default)'}")
         return 0
+    limit_malloc_arenas()
     checks = build_checks(config)
     runner = ScrapeRunner(checks, config["scrape"]["max_concurrency"], package_version())
     app = make_app(runner, config["scrape"]["timeout"], config["scrape"]["timeout_margin"])

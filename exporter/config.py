@@ -197,6 +197,10 @@ MYSQL_SERVER = {
     vol.Optional("password_env"): str,
     vol.Optional("password_file"): str,
     vol.Optional("timeout", default=5.0): _positive_duration,
+    # off by default: PyMySQL's "preferred" TLS builds a CA store on every connection
+    vol.Optional("tls", default=False): bool,
+    vol.Optional("tls_ca_file"): str,
+    vol.Optional("tls_verify", default=True): bool,
     vol.Optional("tables", default={}): {_identifier: _each(_identifier)},
     vol.Optional("queries", default=[]): vol.All(_each(MYSQL_QUERY), _unique("name")),
 }

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 
 from exporter.collector import ScrapeRunner
 
@@ -66,7 +66,7 @@ def make_app(runner: ScrapeRunner, default_timeout: float = 10.0, margin: float 
 
     def _metrics(environ: dict, start_response: Callable) -> Iterable[bytes]:
         budget = scrape_budget(environ.get(TIMEOUT_HEADER), default_timeout, margin)
-        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+        encoder, content_type = _encoder(environ.get("HTTP_ACCEPT", ""))
         families = list(runner.collect(budget))
         body = encoder(_Families(families))
         headers = []
@@ -76,6 +76,14 @@ def make_app(runner: ScrapeRunner, default_timeout: float = 10.0, margin: float 
         return _reply(start_response, "200 OK", body, headers, content_type)
 
     return app
+
+
+def _encoder(accept: str) -> tuple[Callable, str]:
+    """The text format unless the client accepts only OpenMetrics, as Go exporters do by
+    default: it is what Prometheus falls back to, and half the work to write."""
+    if "text/plain" in accept or "*/*" in accept or not accept:
+        return generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+    return choose_encoder(accept)
 
 
 class _Families:

@@ -75,6 +75,8 @@ class ContainersCheck(Check):
         self._client_factory = client_factory
         self._client: Any = None
         self._was_up: bool | None = None
+        self._inspected: dict[tuple[str, str], tuple[str, str, int]] = {}
+        self._seen: set[tuple[str, str]] = set()
 
     def _api(self) -> Any:
         if self._client is None:
@@ -90,6 +92,7 @@ class ContainersCheck(Check):
             self.blank(out, "", 0.0)
             return
         self._log_state(True)
+        self._seen = set()
         out.add("docker_up", 1)
         for service in self.services:
             states = dict.fromkeys(CONTAINER_STATES, 0)
@@ -105,16 +108,25 @@ class ContainersCheck(Check):
                 health[status] = health.get(status, 0) + 1
                 restarts += count
             self._emit(out, service, states, health, restarts)
+        self._inspected = {k: v for k, v in self._inspected.items() if k in self._seen}
 
     def _inspect(self, listed: dict) -> tuple[str | None, str, int]:
-        try:
-            info = self._api().inspect_container(listed["Id"])
-        except Exception as exc:  # noqa: BLE001 - gone between list and inspect
-            log.debug("container inspect failed id=%s error=%s", listed["Id"][:12], exc)
-            return None, "none", 0
-        state = info.get("State") or {}
-        status = (state.get("Health") or {}).get("Status") or "none"
-        return state.get("Status") or listed.get("State") or "created", status, info.get("RestartCount") or 0
+        # Docker's Status text ("Up 5 minutes (healthy)") changes with every restart and
+        # health change, so an inspect is reused for as long as the text stays the same
+        key = (listed["Id"], listed.get("Status", ""))
+        cached = self._inspected.get(key)
+        if cached is None:
+            try:
+                info = self._api().inspect_container(listed["Id"])
+            except Exception as exc:  # noqa: BLE001 - gone between list and inspect
+                log.debug("container inspect failed id=%s error=%s", listed["Id"][:12], exc)
+                return None, "none", 0
+            state = info.get("State") or {}
+            health = (state.get("Health") or {}).get("Status") or "none"
+            status = state.get("Status") or listed.get("State") or "created"
+            cached = self._inspected[key] = (status, health, info.get("RestartCount") or 0)
+        self._seen.add(key)
+        return cached
 
     def _emit(self, out: Samples, service: Service, states: dict, health: dict, restarts: int) -> None:
         name = service.name

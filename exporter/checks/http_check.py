@@ -94,7 +94,7 @@ def _reason_of(exc: Exception) -> str:
 
 
 def make_pool(target: HttpTarget) -> urllib3.PoolManager:
-    """One connection pool per target; connections are not kept between checks."""
+    """One pool manager per target; its connections are closed after each check."""
     tls = {"cert_reqs": "CERT_REQUIRED" if target.tls_verify else "CERT_NONE"}
     if target.ca_file:
         tls["ca_certs"] = target.ca_file
@@ -147,7 +147,7 @@ class HttpCheck(Check):
             raise_on_redirect=False,
             raise_on_status=False,
         )
-        headers = {"User-Agent": "stackmedic-exporter", "Accept-Encoding": "identity", "Connection": "close"}
+        headers = {"User-Agent": "stackmedic-exporter", "Accept-Encoding": "identity"}
         headers.update(self.target.headers)
         try:
             resp = self._pool.request(
@@ -164,8 +164,10 @@ class HttpCheck(Check):
         try:
             return self._check_response(resp, deadline)
         finally:
-            resp.release_conn()
             resp.close()
+            # each check opens a fresh connection, as a browser arriving would; keep-alive
+            # serves only the redirects within one check
+            self._pool.clear()
 
     def _check_response(self, resp: urllib3.BaseHTTPResponse, deadline: float) -> int:
         status = resp.status

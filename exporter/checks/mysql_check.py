@@ -13,6 +13,7 @@ and write timeouts are always set, from the deadline. Sample::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -38,11 +39,27 @@ class MysqlServer:
     timeout: float = 5.0
     tables: dict[str, list[str]] = field(default_factory=dict)
     queries: list[dict] = field(default_factory=list)
+    tls: bool = False
+    tls_ca_file: str | None = None
+    tls_verify: bool = True
 
     @classmethod
     def from_config(cls, item: dict) -> MysqlServer:
         keys = ("name", "user", "password", "host", "port", "socket", "timeout", "tables", "queries")
+        keys += ("tls", "tls_ca_file", "tls_verify")
         return cls(**{k: item[k] for k in keys if k in item})
+
+    def tls_options(self) -> dict[str, Any]:
+        """TLS off, or required with a context made once (not once per connection)."""
+        if not self.tls:
+            return {"ssl_disabled": True}
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=self.tls_ca_file)
+        if not self.tls_verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return {"ssl": ctx}
 
 
 def quote(identifier: str) -> str:
@@ -73,6 +90,7 @@ class MysqlCheck(Check):
         self.connect = connect
         self.clock = clock
         self._was_up: bool | None = None
+        self._tls = server.tls_options()
 
     def _items(self) -> list[tuple[str, str]]:
         return [(db, t) for db, tables in self.server.tables.items() for t in tables]
@@ -95,6 +113,7 @@ class MysqlCheck(Check):
                 read_timeout=remaining,
                 write_timeout=remaining,
                 autocommit=True,
+                **self._tls,
             )
         except Exception as exc:  # noqa: BLE001 - a server down is a 0, its message a log line
             self._log_state(False, exc)
@@ -105,13 +124,7 @@ class MysqlCheck(Check):
                     cur.execute("SELECT 1")
                     up = 1
                     present = self._present(cur)
-                    for db, table in self._items():
-                        if (db, table) in present:
-                            # identifiers cannot be parameters; config allows only [A-Za-z0-9_$-] and quote() escapes
-                            sql = f"SELECT EXISTS(SELECT 1 FROM {quote(db)}.{quote(table)})"  # noqa: S608
-                            cur.execute(sql)
-                            if cur.fetchone()[0]:
-                                has_rows.add((db, table))
+                    has_rows = self._has_rows(cur, [item for item in self._items() if item in present])
                     succeeded = self._queries(cur)
                 took = self.clock() - began
                 self._log_state(True)
@@ -133,6 +146,26 @@ class MysqlCheck(Check):
         )
         return {(db, t) for db, t in cur.fetchall()}
 
+    def _has_rows(self, cur: Any, tables: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Tables with rows, all in one statement (one round trip, however many tables)."""
+        if not tables:
+            return set()
+        # identifiers cannot be parameters; config allows only [A-Za-z0-9_$-] and quote() escapes
+        exists = ", ".join(f"EXISTS(SELECT 1 FROM {quote(db)}.{quote(t)})" for db, t in tables)  # noqa: S608
+        try:
+            cur.execute(f"SELECT {exists}")
+        except Exception as exc:
+            if not _is_server_error(exc) or len(tables) == 1:
+                raise
+            # a table dropped since the listing: ask one by one, so the others still count
+            found: set[tuple[str, str]] = set()
+            for table in tables:
+                with contextlib.suppress(Exception):
+                    found |= self._has_rows(cur, [table])
+            return found
+        row = cur.fetchone()
+        return {table for table, flag in zip(tables, row, strict=True) if flag}
+
     def _queries(self, cur: Any) -> set[str]:
         ok = set()
         for q in self.server.queries:
@@ -143,10 +176,7 @@ class MysqlCheck(Check):
                 if cur.fetchone() is not None:
                     ok.add(q["name"])
             except Exception as exc:
-                # a server error (1xxx: syntax, denied, no such table) fails this query only;
-                # a client error (2xxx: lost connection, timeout) means the server stopped answering
-                code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-                if not 1000 <= code < 2000:
+                if not _is_server_error(exc):
                     raise
                 log.info("mysql query failed server=%s query=%s error=%s", self.name, q["name"], exc)
         return ok
@@ -172,3 +202,10 @@ class MysqlCheck(Check):
             else:
                 log.warning("mysql server down server=%s error=%s", self.name, exc)
         self._was_up = up
+
+
+def _is_server_error(exc: Exception) -> bool:
+    """A server error (1xxx: syntax, denied, no such table) fails one statement only; a
+    client error (2xxx: lost connection, timeout) means the server stopped answering."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    return 1000 <= code < 2000

@@ -1,4 +1,4 @@
-"""Process groups (psutil): instances, resident memory and CPU seconds per configured group.
+"""Process groups (/proc, psutil elsewhere): instances, resident memory and CPU seconds per configured group.
 
 A group matches on the process name, executable path and/or command line (regular
 expressions searched; all given must match). This is the old tool's "instanceCount".
@@ -12,13 +12,11 @@ Sample::
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import psutil
 
 from exporter.checks.base import Check
+from exporter.checks.proc_scan import ProcInfo, ProcScanner
 from exporter.metrics import Samples
 
 
@@ -38,12 +36,12 @@ class Group:
 
         return cls(item["group"], compile_("name"), compile_("exe"), compile_("cmdline"))
 
-    def matches(self, info: dict) -> bool:
-        if self.name and not self.name.search(info.get("name") or ""):
+    def matches(self, proc: ProcInfo) -> bool:
+        if self.name and not self.name.search(proc.name):
             return False
-        if self.exe and not self.exe.search(info.get("exe") or ""):
+        if self.exe and not self.exe.search(proc.exe):
             return False
-        return not (self.cmdline and not self.cmdline.search(" ".join(info.get("cmdline") or ())))
+        return not (self.cmdline and not self.cmdline.search(" ".join(proc.cmdline)))
 
 
 class ProcessesCheck(Check):
@@ -51,38 +49,24 @@ class ProcessesCheck(Check):
 
     kind = "processes"
 
-    def __init__(
-        self,
-        groups: Sequence[Group],
-        timeout: float = 5.0,
-        process_iter: Callable[..., Iterable[Any]] = psutil.process_iter,
-    ):
+    def __init__(self, groups: Sequence[Group], timeout: float = 5.0, scanner: ProcScanner | None = None):
         super().__init__("processes", timeout)
         self.groups = list(groups)
-        self._process_iter = process_iter
         # read only what the matchers need: cmdline and exe cost a file read each per process
-        attrs = {"name"}
-        for g in self.groups:
-            attrs.update(k for k in ("exe", "cmdline") if getattr(g, k) is not None)
-        self._attrs = sorted(attrs)
+        self.scanner = scanner or ProcScanner(
+            need_cmdline=any(g.cmdline is not None for g in self.groups),
+            need_exe=any(g.exe is not None for g in self.groups),
+        )
 
     def run(self, out: Samples, deadline: float) -> None:
         totals = {g.group: [0, 0, 0.0] for g in self.groups}
-        for proc in self._process_iter(self._attrs, ad_value=None):
-            matched = [g for g in self.groups if g.matches(proc.info)]
-            if not matched:
-                continue
-            try:
-                with proc.oneshot():
-                    rss = proc.memory_info().rss
-                    t = proc.cpu_times()
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue  # gone between the listing and now, or not ours to read
-            for g in matched:
-                row = totals[g.group]
-                row[0] += 1
-                row[1] += rss
-                row[2] += t.user + t.system
+        for proc in self.scanner.scan():
+            for g in self.groups:
+                if g.matches(proc):
+                    row = totals[g.group]
+                    row[0] += 1
+                    row[1] += proc.rss
+                    row[2] += proc.cpu_seconds
         for group, (count, rss, cpu) in totals.items():
             out.add("process_instances", count, group)
             out.add("process_resident_memory_bytes", rss, group)

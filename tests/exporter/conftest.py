@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 
@@ -34,3 +35,14 @@ def tcp_listener() -> Iterator[socket.socket]:
     sock.listen(8)
     yield sock
     sock.close()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """main() sets up logging to the stderr of the moment (pytest's capture): undo it, so
+    that a check thread finishing later does not write to a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -89,6 +89,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops SYNs under 32 concurrent clients (and the
+    # client retries after 1 s): real servers listen with 128 or more
+    request_queue_size = 128
     stopping: threading.Event
 
 

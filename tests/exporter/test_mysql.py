@@ -164,3 +164,30 @@ def test_connect_always_has_timeouts():
     )
     for key in ("connect_timeout", "read_timeout", "write_timeout"):
         assert 0 < seen[key] <= 2
+
+
+class DroppingCursor:
+    """A cursor whose server lost table `gone` between the listing and the row check."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self._row: tuple = ()
+
+    def execute(self, sql: str, args=None) -> None:
+        self.statements.append(sql)
+        if "`gone`" in sql:
+            raise RuntimeError(1146, "Table 'app.gone' doesn't exist")
+        self._row = tuple(1 for _ in range(sql.count("EXISTS")))
+
+    def fetchone(self) -> tuple:
+        return self._row
+
+
+def test_rows_checked_in_one_statement_and_one_by_one_after_a_drop():
+    check = MysqlCheck(MysqlServer(name="s", user="u", tables={"app": ["a", "b"]}))
+    cur = DroppingCursor()
+    assert check._has_rows(cur, [("app", "a"), ("app", "b")]) == {("app", "a"), ("app", "b")}
+    assert len(cur.statements) == 1
+    cur = DroppingCursor()
+    assert check._has_rows(cur, [("app", "a"), ("app", "gone"), ("app", "b")]) == {("app", "a"), ("app", "b")}
+    assert len(cur.statements) == 4  # the batch, then each table alone

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import uuid
 
 import pytest
 
+from exporter.checks.proc_scan import ProcScanner
 from exporter.checks.processes import Group, ProcessesCheck
 from tests.exporter.helpers import scrape
 
@@ -61,3 +63,34 @@ def test_process_gone_drops_the_count(sleepers):
     first.wait(10)
     reg = scrape([ProcessesCheck([group])])
     assert reg.get_sample_value("stackmedic_process_instances", {"group": "s"}) == 1
+
+
+def test_scanner_agrees_with_psutil(sleepers):
+    """The /proc reader and psutil see the same names, command lines and executables."""
+    fast = {
+        p.pid: p
+        for p in ProcScanner(need_cmdline=True, need_exe=True).scan()
+        if sleepers in " ".join(p.cmdline)
+    }
+    slow_scanner = ProcScanner(need_cmdline=True, need_exe=True)
+    slow_scanner._use_proc = False
+    slow = {p.pid: p for p in slow_scanner.scan() if sleepers in " ".join(p.cmdline)}
+    assert sorted(fast) == sorted(slow) and len(fast) == 2
+    for pid, p in fast.items():
+        q = slow[pid]
+        assert (p.name, p.exe, p.cmdline) == (q.name, q.exe, q.cmdline)
+        assert abs(p.cpu_seconds - q.cpu_seconds) < 0.5
+        assert p.rss > 0
+
+
+def test_long_names_are_completed_from_the_command_line(tmp_path):
+    """The kernel cuts names at 15 characters; the full one comes from the command line."""
+    long_name = tmp_path / "sleep-with-a-very-long-name"
+    long_name.symlink_to(shutil.which("sleep"))
+    proc = subprocess.Popen([str(long_name), "30"])
+    try:
+        found = [p for p in ProcScanner(need_cmdline=False, need_exe=False).scan() if p.pid == proc.pid]
+        assert [p.name for p in found] == ["sleep-with-a-very-long-name"]
+    finally:
+        proc.kill()
+        proc.wait(10)
