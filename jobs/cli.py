@@ -74,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser; global flags work before or after the subcommand."""
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, suppress=True)
-    parser = argparse.ArgumentParser(prog="stackmedic-job", description=__doc__.split("\n\n")[0])
+    epilog = "exit statuses: " + ", ".join(f"{code} {meaning}" for code, meaning in errors.EXIT_CODES.items())
+    parser = argparse.ArgumentParser(
+        prog="stackmedic-job", description=__doc__.split("\n\n")[0], epilog=epilog
+    )
     _global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
 
