@@ -372,6 +372,15 @@ class DockerEngine:
         if self.process:
             self.process.stop(timeout=30)
             self.process = None
+        self._unmount_leftovers()
+
+    def _unmount_leftovers(self) -> None:
+        """dockerd leaves its netns mount behind; unmount what is under our folder."""
+        base = str(self.base_dir.resolve())
+        with open("/proc/self/mounts") as f:
+            points = [line.split()[1] for line in f if line.split()[1].startswith(base + "/")]
+        for point in sorted(points, key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
 class Prometheus:
