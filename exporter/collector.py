@@ -3,8 +3,9 @@
 A check that does not finish by min(its timeout, the scrape budget) is reported as
 `check_success 0` with reason `timeout`, its items at 0, and the scrape goes on. Its
 thread is left to finish on its own (checks bound their own I/O); until it has, the check
-is not started again: later scrapes report it as `still_running` instead of piling up
-threads on a hung target.
+is not started again: a later scrape waits for that same run (up to its own deadline),
+and reports `still_running` if it is still going, instead of piling up threads on a
+hung target. Overlapping scrapes (two Prometheus servers) so share one run per check.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from prometheus_client.core import Metric
@@ -43,7 +44,7 @@ class ScrapeRunner:
         self.clock = clock
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="check")
         self._lock = threading.Lock()
-        self._running: dict[str, float] = {}  # check label -> when its run started
+        self._running: dict[str, tuple[Future, float]] = {}  # check label -> its run, when it began
         self._failing: dict[str, str] = {}  # check label -> last logged failure
 
     def scrape(self, budget: float) -> list[Samples]:
@@ -51,21 +52,22 @@ class ScrapeRunner:
         start = self.clock()
         head = Samples()
         head.add("build_info", 1, self.version)
-        pending: list[tuple[float, Check, Future | None, float]] = []
+        pending: list[tuple[float, Check, Future, float, bool]] = []
         for check in self.checks:
             deadline = start + max(0.0, min(check.timeout, budget))
             with self._lock:
-                began = self._running.get(check.check_label)
-                if began is None:
-                    self._running[check.check_label] = start
-            if began is not None:
-                pending.append((deadline, check, None, began))
-                continue
-            future = self._pool.submit(self._run, check, deadline)
-            pending.append((deadline, check, future, start))
+                # submitted under the lock: the run's own clean-up waits until it is recorded
+                running = self._running.get(check.check_label)
+                if running is None:
+                    future = self._pool.submit(self._run, check, deadline)
+                    self._running[check.check_label] = (future, start)
+                    pending.append((deadline, check, future, start, True))
+                else:
+                    # single flight: an overlapping scrape waits for the same run
+                    pending.append((deadline, check, running[0], running[1], False))
         results = [head]
-        for deadline, check, future, began in sorted(pending, key=lambda p: p[0]):
-            results.append(self._result(check, future, deadline, began))
+        for deadline, check, future, began, ours in sorted(pending, key=lambda p: p[0]):
+            results.append(self._result(check, future, deadline, began, ours))
         return results
 
     def collect(self, budget: float) -> Iterator[Metric]:
@@ -88,27 +90,28 @@ class ScrapeRunner:
             with self._lock:
                 self._running.pop(check.check_label, None)
 
-    def _result(self, check: Check, future: Future | None, deadline: float, began: float) -> Samples:
+    def _result(self, check: Check, future: Future, deadline: float, began: float, ours: bool) -> Samples:
         label = check.check_label
-        reason = "still_running"
-        if future is not None:
-            try:
-                out, elapsed = future.result(timeout=max(0.0, deadline - self.clock()))
-            except FutureTimeout:
-                reason = "timeout"
-                if future.cancel():  # never started: the pool was busy
-                    with self._lock:
-                        self._running.pop(label, None)
-            except Exception as exc:  # noqa: BLE001 - a broken check is a metric, not a failed scrape
-                reason = "error"
-                self._log_failure(label, f"error={type(exc).__name__}: {exc}", exc)
-            else:
-                self._log_recovery(label)
-                out.add("check_success", 1, label)
-                out.add("check_duration_seconds", elapsed, label)
-                for r in CHECK_REASONS:
-                    out.add("check_failure_reason", 0, label, r)
-                return out
+        try:
+            out, elapsed = future.result(timeout=max(0.0, deadline - self.clock()))
+        except (FutureTimeout, CancelledError):
+            # a run started by an earlier scrape and still going is "still_running"
+            reason = "timeout" if ours else "still_running"
+            if ours and future.cancel():  # never started: the pool was busy
+                with self._lock:
+                    self._running.pop(label, None)
+        except Exception as exc:  # noqa: BLE001 - a broken check is a metric, not a failed scrape
+            reason = "error"
+            self._log_failure(label, f"error={type(exc).__name__}: {exc}", exc)
+        else:
+            self._log_recovery(label)
+            result = Samples()  # the run's samples may be shared by overlapping scrapes
+            result.extend(out)
+            result.add("check_success", 1, label)
+            result.add("check_duration_seconds", elapsed, label)
+            for r in CHECK_REASONS:
+                result.add("check_failure_reason", 0, label, r)
+            return result
         if reason != "error":
             self._log_failure(label, f"reason={reason}")
         elapsed = max(0.0, self.clock() - began)

@@ -166,10 +166,40 @@ def test_overlapping_scrapes_each_get_a_whole_answer():
     assert len(results) == 8
     for reg in results:
         for i in range(20):
-            # a check skipped as still_running by an overlapping scrape shows 0, never vanishes
-            value = reg.get_sample_value("stackmedic_process_instances", {"group": f"q{i}"})
-            assert value in (i, 0)
-            assert reg.get_sample_value("stackmedic_check_success", {"check": f"quick/q{i}"}) in (0, 1)
+            # overlapping scrapes share a run in flight: every one gets the values
+            assert reg.get_sample_value("stackmedic_process_instances", {"group": f"q{i}"}) == i
+            assert reg.get_sample_value("stackmedic_check_success", {"check": f"quick/q{i}"}) == 1
+
+
+def test_overlapping_scrape_shares_the_run_in_flight():
+    slow = Hung(timeout=5)
+    joined = threading.Event()
+
+    class Observed(ScrapeRunner):
+        def _result(self, check, future, deadline, began, ours):
+            if not ours:
+                joined.set()  # the second scrape is about to wait on the first one's run
+            return super()._result(check, future, deadline, began, ours)
+
+    runner = Observed([slow])
+    results: list = []
+    try:
+        threads = [threading.Thread(target=lambda: results.append(registry_of(runner))) for _ in range(2)]
+        for t in threads:
+            t.start()
+        assert joined.wait(30)
+        slow.release.set()
+        for t in threads:
+            t.join(30)
+        assert slow.started == 1
+        assert [r.get_sample_value("stackmedic_check_success", {"check": "hung"}) for r in results] == [1, 1]
+        assert [r.get_sample_value("stackmedic_process_instances", {"group": "hung"}) for r in results] == [
+            1,
+            1,
+        ]
+    finally:
+        slow.release.set()
+        runner.close()
 
 
 def test_queued_check_that_never_started_is_a_timeout_and_runs_next_time():
