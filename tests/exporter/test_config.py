@@ -182,3 +182,9 @@ def test_metric_table_matches_design_doc():
             documented[name] = labels
     ours = {s.full_name: s.labels for s in SPECS.values()}
     assert ours == documented
+
+
+def test_metrics_reference_lists_every_metric():
+    text = (REPO / "docs" / "metrics.md").read_text()
+    documented = set(re.findall(r"^\| `(stackmedic_\w+)` \|", text, re.M))
+    assert documented == {s.full_name for s in SPECS.values()}

@@ -191,3 +191,15 @@ def test_rows_checked_in_one_statement_and_one_by_one_after_a_drop():
     cur = DroppingCursor()
     assert check._has_rows(cur, [("app", "a"), ("app", "gone"), ("app", "b")]) == {("app", "a"), ("app", "b")}
     assert len(cur.statements) == 4  # the batch, then each table alone
+
+
+def test_tls_required_against_a_server_without_tls_is_down(petclinic):
+    check = MysqlCheck(server(petclinic, tls=True, tls_verify=False))
+    assert "ssl" in check._tls  # one context, made once
+    reg = scrape([check])
+    assert reg.get_sample_value("stackmedic_mysql_up", {"server": "stack"}) == 0
+
+
+def test_tls_off_by_default_is_explicit(petclinic):
+    # PyMySQL would otherwise try TLS and build a CA store on every connection
+    assert MysqlCheck(server(petclinic))._tls == {"ssl_disabled": True}
