@@ -34,6 +34,8 @@ from tests.services import Alertmanager, Process, Prometheus, free_port, wait_fo
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_RECEIVER = REPO / "examples" / "receiver.yml"
 
+HEALING = ("StackAppDown", "StackDatabaseTablesMissing", "StackDatabaseDown")
+
 StartPrometheus = Callable[[str, dict[str, str]], Prometheus]
 StartAlertmanager = Callable[[str], Alertmanager]
 
@@ -210,6 +212,23 @@ class LoopStack:
             with contextlib.suppress(OSError):
                 out.append(f"--- {process.log}\n" + "\n".join(process.log.read_text().splitlines()[-40:]))
         return "\n".join(out)
+
+    def wait_quiet(self, timeout: float = 30) -> None:
+        """Everything up and seen so by Prometheus, and no healing alert pending or firing."""
+        assert self.prometheus
+        prom = self.prometheus
+        up = [
+            f'stackmedic_http_up{{target="{SERVICE}"}} == 1',
+            f'stackmedic_container_running{{compose_service="{SERVICE}"}} == 1',
+            "stackmedic_mysql_up == 1",
+            f'min(stackmedic_mysql_table_has_rows{{database="{DATABASE}"}}) == 1',
+            "stackmedic_receiver_breaker_open == 0 or absent(stackmedic_receiver_breaker_open)",
+        ]
+
+        def quiet() -> bool:
+            return all(prom.query(q) for q in up) and not any(self.prometheus_alerts(a) for a in HEALING)
+
+        wait_for(quiet, timeout, "the stack to be up and quiet", interval=0.2)
 
     # what each part says
 

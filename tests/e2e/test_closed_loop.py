@@ -17,26 +17,6 @@ from tests.services import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
-HEALING = ("StackAppDown", "StackDatabaseTablesMissing", "StackDatabaseDown")
-
-
-def wait_quiet(loop: LoopStack) -> None:
-    """Everything up and seen so by Prometheus, and no healing alert pending or firing."""
-    assert loop.prometheus
-    prom = loop.prometheus
-    up = [
-        f'stackmedic_http_up{{target="{SERVICE}"}} == 1',
-        f'stackmedic_container_running{{compose_service="{SERVICE}"}} == 1',
-        "stackmedic_mysql_up == 1",
-        f'min(stackmedic_mysql_table_has_rows{{database="{DATABASE}"}}) == 1',
-        "stackmedic_receiver_breaker_open == 0 or absent(stackmedic_receiver_breaker_open)",
-    ]
-
-    def quiet() -> bool:
-        return all(prom.query(q) for q in up) and not any(loop.prometheus_alerts(a) for a in HEALING)
-
-    wait_for(quiet, 30, "the stack to be up and quiet", interval=0.2)
-
 
 def tokens(loop: LoopStack) -> list[str]:
     """The action tokens of the receiver's triggered decisions, oldest first."""
@@ -71,7 +51,7 @@ def job_result(loop: LoopStack, job: str) -> dict:
 def test_a_killed_app_is_started_again_and_its_alert_resolves(world: World, loop_factory, container):
     container(world)
     loop = loop_factory(world)
-    wait_quiet(loop)
+    loop.wait_quiet()
 
     world.docker.client.containers.get(SERVICE).kill()  # docker kill petclinic
 
@@ -93,7 +73,7 @@ def test_a_dropped_table_is_restored_from_the_newest_verified_backup(world: Worl
     before = {table: world.rows(table) for table in REQUIRED_TABLES}
     assert len(before["owners"]) == 11  # Petclinic's ten and the one only the newest backup has
     loop = loop_factory(world)
-    wait_quiet(loop)
+    loop.wait_quiet()
 
     world.mariadb.execute("SET FOREIGN_KEY_CHECKS = 0", "DROP TABLE owners", db=DATABASE)
 
@@ -135,7 +115,7 @@ def test_a_fix_that_never_sticks_opens_the_breaker_and_no_more_builds_are_made(
 ):
     container(world, lifetime=3)
     loop = loop_factory(world, rule_breakers=NEVER_STICKS)
-    wait_quiet(loop)
+    loop.wait_quiet()
 
     world.break_for_good()  # from now on it dies 3 s after each start
 
@@ -167,7 +147,7 @@ def test_a_stopped_database_server_is_never_restored(
     world = prepare(server, docker_engine, tmp_path / "world")
     container(world)
     loop = loop_factory(world)
-    wait_quiet(loop)
+    loop.wait_quiet()
     assert loop.prometheus
 
     server.stop()
