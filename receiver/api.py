@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import voluptuous as vol
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest, NotFound
 
@@ -27,8 +26,12 @@ log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_PAUSE = 30 * 86400.0
+MAX_ID = 2**62  # ids are 64-bit integers in both stores
 FILTERS = ("decision", "rule", "target", "state")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+DURATION = re.compile(
+    r"[1-9][0-9]{0,5}s|[1-9][0-9]{0,3}m|([1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)h|[1-9]d|[12][0-9]d|30d"
+)
 
 
 def require_auth(view: Callable) -> Callable:
@@ -89,7 +92,7 @@ def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
 def actions():
     """The audit: every decision, newest first; filters decision, rule, target, state; paging by `before`."""
     limit = _int_arg("limit", 100, 1, 1000)
-    before = _int_arg("before", None, 1, 2**62)
+    before = _int_arg("before", None, 1, MAX_ID)
     filters = {k: request.args[k] for k in FILTERS if k in request.args}
     try:
         rows = current().store.atomic(lambda tx: tx.list_actions(limit, before, filters))
@@ -100,6 +103,8 @@ def actions():
 
 @bp.get("/actions/<int:action_id>")
 def action(action_id: int):
+    if action_id > MAX_ID:
+        raise NotFound(f"no action {action_id}")
     try:
         row = current().store.atomic(lambda tx: tx.action(action_id))
     except StoreError as exc:
@@ -165,6 +170,19 @@ def pauses():
     return jsonify({"pauses": [views.pause(r) for r in rows]})
 
 
+def _pause_duration(value: Any) -> float:
+    """Seconds (a number), or 90s, 30m, 2h, 7d: more than 0 and at most 30 days."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and DURATION.fullmatch(value):
+        seconds = duration(value)
+    else:
+        raise BadRequest("duration: required: seconds, or a number with a unit (90s, 30m, 2h, 7d)")
+    if not 0 < seconds <= MAX_PAUSE:
+        raise BadRequest(f"duration: must be more than 0 and at most {MAX_PAUSE / 86400:g} days")
+    return seconds
+
+
 @bp.post("/pause")
 @require_auth
 def pause():
@@ -172,12 +190,7 @@ def pause():
     s = current()
     data = _body()
     target = _target(data)
-    try:
-        seconds = duration(data.get("duration"))
-    except vol.Invalid:
-        raise BadRequest("duration: required, e.g. '30m', '2h' or seconds") from None
-    if not 0 < seconds <= MAX_PAUSE:
-        raise BadRequest(f"duration: must be more than 0 and at most {MAX_PAUSE / 86400:g} days")
+    seconds = _pause_duration(data.get("duration"))
     reason = data.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 1000:
         raise BadRequest("reason: expected a string of at most 1000 characters")

@@ -117,8 +117,8 @@ def _error(exc: HTTPException):
     if request.path.startswith("/api/"):
         resp = jsonify({"error": exc.description or exc.name})
         resp.status_code = exc.code or 500
-        for name, value in exc.get_headers():
-            if name.lower() == "www-authenticate":
+        for name, value in exc.get_headers():  # Allow on 405, WWW-Authenticate on 401
+            if name.lower() not in ("content-type", "content-length"):
                 resp.headers.add(name, value)
         return resp
     return exc

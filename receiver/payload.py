@@ -113,12 +113,12 @@ def _alert(raw: Any, path: list, problems: list) -> Alert | None:
     if not isinstance(annotations, dict):
         bad(["annotations"], "expected an object")
     fingerprint = raw.get("fingerprint")
-    if fingerprint is not None and (not isinstance(fingerprint, str) or not 0 < len(fingerprint) <= 128):
+    if "fingerprint" in raw and (not isinstance(fingerprint, str) or not 0 < len(fingerprint) <= 128):
         bad(["fingerprint"], "expected a string of 1 to 128 characters")
     times: dict[str, tuple[str, float, bool]] = {}
     for key in ("startsAt", "endsAt"):
         value = raw.get(key)
-        if value is None and key == "endsAt":
+        if key == "endsAt" and key not in raw:
             continue
         if not isinstance(value, str):
             bad([key], "expected an RFC 3339 time (string)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pymysql
+import pymysql.constants
 
 from receiver.config import StoreConfig
 from receiver.store.sql import SqlStore
@@ -64,6 +65,8 @@ class MySQLStore(SqlStore):
             password=c.password or "",
             database=c.database,
             charset="utf8mb4",
+            # rowcount = rows matched, not rows changed: ownership checks rely on it
+            client_flag=pymysql.constants.CLIENT.FOUND_ROWS,
             autocommit=False,
             connect_timeout=int(self.connect_timeout),
             read_timeout=30,

@@ -1,0 +1,139 @@
+"""The MySQL store against a real MariaDB: the same semantics, shared by several replicas."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+import pytest
+import requests
+
+from tests.receiver.helpers import AUTH, FakeClock, actions, alert, decisions, notification, settled
+from tests.services import MariaDB, wait_for
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def mysql_store(mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch):
+    """store(server=mariadb, replica=...) -> a store section on a fresh database of `server`."""
+    monkeypatch.setenv("TEST_MYSQL_PASSWORD", MariaDB.root_password)
+    database = f"receiver_{uuid.uuid4().hex[:10]}"
+    created: list[tuple[MariaDB, str]] = []
+
+    def section(server: MariaDB = mariadb, replica: str = "a") -> dict:
+        if (server, database) not in created:
+            server.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+            created.append((server, database))
+        return {
+            "type": "mysql",
+            "host": server.host,
+            "port": server.port,
+            "user": "root",
+            "password_env": "TEST_MYSQL_PASSWORD",
+            "database": database,
+            "replica": replica,
+        }
+
+    yield section
+    for server, name in created:
+        if server.process is not None:
+            server.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+def test_one_build_per_incident_across_two_replicas_under_concurrent_senders(
+    make_app, mysql_store, standin, serve
+):
+    replicas = [make_app(store=mysql_store(replica=name)) for name in ("a", "b")]
+    urls = [serve(app) + "/api/v1/alerts" for app in replicas]
+    body = json.dumps(notification(alert("petclinic"), alert("wordpress")))
+    barrier = threading.Barrier(4)
+    statuses: list[int] = []
+
+    def sender(url: str) -> None:
+        session = requests.Session()
+        barrier.wait()
+        for _ in range(10):
+            r = session.post(url, data=body, headers={**AUTH, "Content-Type": "application/json"}, timeout=20)
+            statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=sender, args=(url,)) for url in urls * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 40
+    wait_for(lambda: settled(replicas[0]) and len(standin.finished()) == 2, 15, "two builds")
+    assert sorted(b.params["SERVICE"] for b in standin.builds()) == ["petclinic", "wordpress"]
+    assert len(standin.posts()) == 2
+    got = decisions(replicas[1])  # one shared audit
+    assert got.count("triggered") == 2 and got.count("duplicate") == 78
+
+
+def test_breaker_state_is_shared_and_survives(make_app, mysql_store, standin):
+    clock = FakeClock()
+    breaker = {"cooldown": "5m", "max_actions": 1, "window": "1h", "max_ineffective": 0}
+    a = make_app(clock=clock, store=mysql_store(replica="a"), breaker=breaker)
+    a.test_client().post("/api/v1/alerts", json=notification(alert()), headers=AUTH)
+    wait_for(lambda: settled(a) and standin.finished(), 10, "the build")
+    clock.advance(600)
+    b = make_app(clock=clock, store=mysql_store(replica="b"), breaker=breaker)
+    second = notification(alert(starts_at="2026-01-01T11:00:00Z"))
+    assert b.test_client().post("/api/v1/alerts", json=second, headers=AUTH).json["decisions"] == {
+        "breaker_open": 1
+    }
+    [state] = a.test_client().get("/api/v1/breakers").json["breakers"]
+    assert state["state"] == "open" and state["reason"] == "1 actions within 1h"
+    assert (
+        a.test_client().post("/api/v1/breakers/restart-app:petclinic/reset", headers=AUTH).status_code == 200
+    )
+    assert b.test_client().post("/api/v1/alerts", json=second, headers=AUTH).json["decisions"] == {
+        "triggered": 1
+    }
+    wait_for(lambda: settled(b) and len(standin.finished()) == 2, 10, "the second build")
+    assert len(standin.builds()) == 2
+
+
+def test_other_replica_takes_over_an_action_whose_lease_ran_out(make_app, mysql_store, standin):
+    standin.hang("buildWithParameters", after=True)
+    dispatcher = {"backoff_initial": 0.05, "backoff_max": 0.2, "max_attempts": 30, "lease": 1}
+    a = make_app(store=mysql_store(replica="a"), dispatcher=dispatcher)
+    a.test_client().post("/api/v1/alerts", json=notification(alert()), headers=AUTH)
+    wait_for(lambda: standin.posts(), 10, "replica a's POST")
+    # replica a stops in the middle of its call (as if its host died): its lease runs out
+    a.extensions["stackmedic"].dispatcher.stop(timeout=0.1)
+    standin.release()
+    b = make_app(store=mysql_store(replica="b"), dispatcher=dispatcher)
+    wait_for(lambda: settled(b), 20, "replica b to finish the action")
+    [action] = actions(b)
+    assert action["build"]["result"] == "SUCCESS"
+    assert len(standin.posts()) == 1 and len(standin.builds()) == 1
+
+
+def test_store_down_answers_503_so_alertmanager_sends_again(make_app, mariadb_factory, monkeypatch, standin):
+    server = mariadb_factory()
+    monkeypatch.setenv("TEST_MYSQL_PASSWORD", MariaDB.root_password)
+    server.execute("CREATE DATABASE receiver")
+    store = {
+        "type": "mysql",
+        "host": server.host,
+        "port": server.port,
+        "user": "root",
+        "password_env": "TEST_MYSQL_PASSWORD",
+        "database": "receiver",
+        "replica": "a",
+    }
+    app = make_app(store=store)
+    client = app.test_client()
+    assert client.get("/-/ready").status_code == 200
+    server.kill()
+    resp = client.post("/api/v1/alerts", json=notification(alert()), headers=AUTH)
+    assert resp.status_code == 503 and resp.json == {"error": "store unavailable; send again"}
+    assert client.get("/-/ready").status_code == 503
+    assert "stackmedic_receiver_store_errors_total 1.0" in client.get("/metrics").data.decode()
+    server.start()
+    resp = client.post("/api/v1/alerts", json=notification(alert()), headers=AUTH)
+    assert resp.status_code == 200 and resp.json["decisions"] == {"triggered": 1}
+    wait_for(lambda: settled(app) and standin.finished(), 10, "the build")
+    assert len(standin.builds()) == 1
