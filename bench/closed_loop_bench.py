@@ -258,8 +258,8 @@ def table(profiles: list[tuple[Timing, list[Run]]], runs: int) -> str:
         f"- Target, exporter + receiver at most 1 s over the floor: **{verdict}** (worst run "
         f"{worst:.3f} s). The shipped profile's budget is 30 s from death to build "
         "(docs/alerting.md).",
-        "- *Kill to page answers* includes the restart job itself (`docker restart`, then "
-        "`settle: 0.5s` of the benchmark's job configuration) and the stand-in's queue (50 ms).",
+        "- *Kill to page answers* adds the build itself: the stand-in's queue (50 ms), starting "
+        "`stackmedic-job restart` and its `docker restart`; the job's `settle` comes after.",
         f"- Measured on {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, {time.strftime('%Y-%m-%d')}. The receiver's breaker has no "
         "cooldown or limit here so that every kill is healed; its decision is still made.",
