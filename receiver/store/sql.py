@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from receiver.store.base import StoreError
@@ -33,6 +33,10 @@ class SqlStore:
 
     def create_schema(self) -> None:
         raise NotImplementedError
+
+    def serialized(self) -> AbstractContextManager[Any]:
+        """Held around each transaction; a back end with a single writer queues its threads here."""
+        return nullcontext()
 
     def begin(self, cur: Any) -> None:
         cur.execute("BEGIN")
@@ -100,7 +104,7 @@ class SqlStore:
         """Run fn(tx) in one transaction, retried on deadlocks; StoreError when it cannot."""
         for attempt in range(attempts):
             try:
-                with self._transaction() as tx:
+                with self.serialized(), self._transaction() as tx:
                     return fn(tx)
             except self.errors() as exc:
                 if self.is_transient(exc) and attempt + 1 < attempts:
