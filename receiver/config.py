@@ -87,7 +87,7 @@ SCHEMA = vol.Schema(
         vol.Optional("dry_run", default=False): bool,
         vol.Optional("web", default={}): {
             vol.Optional("max_body_bytes", default=1 << 20): vol.All(int, vol.Range(min=1024)),
-            vol.Optional("threads", default=8): vol.All(int, vol.Range(min=1, max=256)),
+            vol.Optional("threads", default=4): vol.All(int, vol.Range(min=1, max=256)),
         },
         vol.Optional("store", default={}): {
             vol.Optional("type", default="sqlite"): vol.In(["sqlite", "mysql"]),
@@ -218,7 +218,7 @@ class Config:
     auth: AuthConfig
     dry_run: bool = False
     max_body_bytes: int = 1 << 20
-    threads: int = 8
+    threads: int = 4
     store: StoreConfig = field(default_factory=StoreConfig)
     jenkins: JenkinsConfig | None = None
     dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)

@@ -172,6 +172,7 @@ class Intake:
             decision="triggered",
             reason=verdict.reason or "new incident",
             token=uuid.uuid4().hex,
+            acted_at=now,
             state="pending",
             next_attempt_at=now,
             updated_at=now,

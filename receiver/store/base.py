@@ -94,18 +94,21 @@ class Tx:
     def action(self, action_id: int) -> dict[str, Any] | None:
         return self.row("SELECT * FROM actions WHERE id=?", (action_id,))
 
+    # Only actions that call Jenkins have `acted_at`; the index (rule, target, acted_at) holds
+    # the other decisions as NULLs that a range never visits, however many duplicates pile up.
+
     def last_action(self, rule: str, target: str) -> dict[str, Any] | None:
         """The newest action that called (or tried to call) Jenkins for this rule and target."""
         return self.row(
-            "SELECT * FROM actions WHERE rule=? AND target=? AND token IS NOT NULL ORDER BY id DESC LIMIT 1",
+            "SELECT * FROM actions WHERE rule=? AND target=? AND acted_at IS NOT NULL"
+            " ORDER BY acted_at DESC, id DESC LIMIT 1",
             (rule, target),
         )
 
     def count_actions(self, rule: str, target: str, since: float) -> int:
         return int(
             self.scalar(
-                "SELECT COUNT(*) FROM actions WHERE rule=? AND target=? AND token IS NOT NULL"
-                " AND created_at >= ?",
+                "SELECT COUNT(*) FROM actions WHERE rule=? AND target=? AND acted_at >= ?",
                 (rule, target, since),
             )
         )

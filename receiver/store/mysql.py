@@ -31,9 +31,9 @@ DDL = [
     token VARCHAR(64), state VARCHAR(16), attempts INT NOT NULL DEFAULT 0,
     next_attempt_at DOUBLE, owner VARCHAR(64), lease_until DOUBLE, dispatched_at DOUBLE,
     queue_id BIGINT, build_number BIGINT, build_url TEXT, result VARCHAR(16), finished_at DOUBLE,
-    error TEXT, updated_at DOUBLE, ineffective INT, trial INT NOT NULL DEFAULT 0,
+    error TEXT, updated_at DOUBLE, ineffective INT, trial INT NOT NULL DEFAULT 0, acted_at DOUBLE,
     UNIQUE KEY action_token (token), KEY actions_state (state, target),
-    KEY actions_rule_target (rule, target, id), KEY actions_created (created_at))""",
+    KEY actions_acted (rule, target, acted_at), KEY actions_created (created_at))""",
     """CREATE TABLE IF NOT EXISTS breakers (
     bkey VARCHAR(330) NOT NULL PRIMARY KEY, rule VARCHAR(64) NOT NULL, target VARCHAR(256) NOT NULL,
     state VARCHAR(16) NOT NULL, opened_at DOUBLE, reason TEXT, ineffective INT NOT NULL DEFAULT 0,

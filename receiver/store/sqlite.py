@@ -24,10 +24,10 @@ CREATE TABLE IF NOT EXISTS actions (
     token VARCHAR(64) UNIQUE, state VARCHAR(16), attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at DOUBLE, owner VARCHAR(64), lease_until DOUBLE, dispatched_at DOUBLE,
     queue_id INTEGER, build_number INTEGER, build_url TEXT, result VARCHAR(16), finished_at DOUBLE,
-    error TEXT, updated_at DOUBLE, ineffective INTEGER, trial INTEGER NOT NULL DEFAULT 0
+    error TEXT, updated_at DOUBLE, ineffective INTEGER, trial INTEGER NOT NULL DEFAULT 0, acted_at DOUBLE
 );
 CREATE INDEX IF NOT EXISTS actions_state ON actions (state, target);
-CREATE INDEX IF NOT EXISTS actions_rule_target ON actions (rule, target, id);
+CREATE INDEX IF NOT EXISTS actions_acted ON actions (rule, target, acted_at);
 CREATE INDEX IF NOT EXISTS actions_created ON actions (created_at);
 CREATE TABLE IF NOT EXISTS breakers (
     bkey VARCHAR(330) PRIMARY KEY, rule VARCHAR(64) NOT NULL, target VARCHAR(256) NOT NULL,
