@@ -295,7 +295,8 @@ def render(results: dict, command: str) -> str:
     lost = sum(p["sent"] - p["distinct"] for p in check["phases"].values())
     doubled = sum(p["decisions"] - p["distinct"] for p in check["phases"].values())
     lines = [
-        f"Command: `{command}` ({results['when']}, {os.cpu_count()} cores). Every request is a new",
+        f"Command: `{command}` ({results['when']}, {os.cpu_count()} cores, load average "
+        f"{results['load']:.1f} at the start: the machine is shared, p99 moves from run to run). Every request is a new",
         "incident (unique fingerprint) for one of 20 targets per phase; the receiver stores each",
         "decision (SQLite, WAL, synchronous=FULL) before answering; `webhook` checks the same",
         "bearer token and runs /bin/true.",
@@ -343,7 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     ).start()
     receiver_proc, receiver, store = start_receiver(tmp, standin)
     webhook_proc, webhook = start_webhook(tmp)
-    results: dict = {"receiver": {}, "webhook": {}, "when": time.strftime("%Y-%m-%d")}
+    results: dict = {
+        "receiver": {},
+        "webhook": {},
+        "when": time.strftime("%Y-%m-%d"),
+        "load": os.getloadavg()[0],
+    }
     try:
         settle = lambda: wait_for(lambda: not children(webhook_proc.pid), 120, "webhook's commands", 0.05)  # noqa: E731
         for target, key in ((webhook, "webhook"), (receiver, "receiver")):
@@ -373,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         receiver_proc.stop()
         webhook_proc.stop()
         standin.stop()
-    text = render(results, "make bench (.venv/bin/python -m bench.receiver_bench)")
+    text = render(results, ".venv/bin/python -m bench.receiver_bench")
     print(text)
     if not args.no_write:
         write_section(text)
