@@ -43,8 +43,8 @@ class ReceiverMetrics:
         )
         self.builds = Counter(
             p + "builds",
-            "Jenkins builds by rule, job and result.",
-            ["rule", "job", "result"],
+            "Jenkins builds by rule, Jenkins job and result.",
+            ["rule", "jenkins_job", "result"],
             registry=registry,
         )
         self.jenkins_seconds = Histogram(
@@ -82,7 +82,7 @@ class StateCollector:
     stackmedic_receiver_breaker_open{rule="restart-app",target="petclinic"} 0.0
     stackmedic_receiver_paused{target="*"} 0.0
     stackmedic_receiver_queue_depth 0.0
-    stackmedic_receiver_last_action_timestamp_seconds{rule="restart-app",job="stackmedic-restart",result="SUCCESS"} 1.7e9
+    stackmedic_receiver_last_action_timestamp_seconds{rule="restart-app",jenkins_job="stackmedic-restart",result="SUCCESS"} 1.7e9
     """
 
     def __init__(self, store: SqlStore, clock: Callable[[], float]):
@@ -122,7 +122,7 @@ class StateCollector:
         stamp = GaugeMetricFamily(
             p + "last_action_timestamp_seconds",
             "When the last build of each result finished.",
-            labels=["rule", "job", "result"],
+            labels=["rule", "jenkins_job", "result"],
         )
         for row in last:
             stamp.add_metric([row["rule"], row["job"], row["result"]], row["at"])

@@ -79,7 +79,7 @@ def remediation_annotation() -> dict:
         # a marker over the minute after each build finished (the first one of a rule too,
         # which changes() would miss: its series appears with the timestamp already set)
         "time() - stackmedic_receiver_last_action_timestamp_seconds < 60",
-        "{{rule}}: {{exported_job}} {{result}}",
+        "{{rule}}: {{jenkins_job}} {{result}}",
         "#FF9830",
     )
 
@@ -437,9 +437,9 @@ def action_panels() -> list[dict]:
         "Jenkins builds the receiver started, by rule, job and result.",
         [
             target(
-                "sum by (rule, exported_job, result) "
+                "sum by (rule, jenkins_job, result) "
                 "(increase(stackmedic_receiver_builds_total[$__rate_interval]))",
-                "{{rule}} {{exported_job}} {{result}}",
+                "{{rule}} {{jenkins_job}} {{result}}",
             )
         ],
         "none",

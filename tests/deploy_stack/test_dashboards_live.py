@@ -418,7 +418,7 @@ def test_remediation_panels_show_the_action_that_happened(stack: Stack):
     values = {"instance": ".+", "database": "dash_app"}
     (panel,) = [p for p in panels(DASHBOARDS["remediation"]) if p["title"] == "Remediation builds by result"]
     builds = {
-        (r["metric"]["rule"], r["metric"]["exported_job"], r["metric"]["result"]): float(r["value"][1])
+        (r["metric"]["rule"], r["metric"]["jenkins_job"], r["metric"]["result"]): float(r["value"][1])
         for r in stack.prometheus.query(substitute(panel["targets"][0]["expr"], values))
     }
     assert builds[("restart", "stackmedic-restart", "SUCCESS")] > 0

@@ -81,7 +81,7 @@ def test_gives_up_after_max_attempts_and_records_failed(make_app, standin):
     assert (
         metric(
             app,
-            'stackmedic_receiver_builds_total{job="stackmedic-restart",result="ERROR",rule="restart-app"}',
+            'stackmedic_receiver_builds_total{jenkins_job="stackmedic-restart",result="ERROR",rule="restart-app"}',
         )
         == 1
     )
@@ -202,7 +202,7 @@ def test_failed_build_result_is_recorded(make_app, standin):
     assert (
         metric(
             app,
-            'stackmedic_receiver_builds_total{job="stackmedic-restart",result="FAILURE",rule="restart-app"}',
+            'stackmedic_receiver_builds_total{jenkins_job="stackmedic-restart",result="FAILURE",rule="restart-app"}',
         )
         == 1
     )
