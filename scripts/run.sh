@@ -21,7 +21,7 @@ cat <<TXT
 stackmedic is running (Ctrl-C stops both):
   exporter metrics   http://$EXPORTER_ADDR/metrics      (landing page: http://$EXPORTER_ADDR/)
   receiver           http://$RECEIVER_ADDR/             (recent actions and breakers)
-  receiver API       http://$RECEIVER_ADDR/api/v1/actions (token: printed above by the receiver)
+  receiver API       http://$RECEIVER_ADDR/api/v1/actions (reads open; writes need the token the receiver prints)
   receiver metrics   http://$RECEIVER_ADDR/metrics
 
 TXT
