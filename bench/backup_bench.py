@@ -31,12 +31,11 @@ from pathlib import Path
 
 import yaml
 
+from bench.report import write_section
 from jobs.grants import backup_grants, restore_grants
 from tests.services import MariaDB, require_binary
 
 REPO = Path(__file__).resolve().parent.parent
-DOC = REPO / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- BEGIN backup -->", "<!-- END backup -->"
 DB = "benchclinic"
 PASSWORD = "bench-pw"  # noqa: S105 - a throwaway server
 DUMP_OPTS = "--single-transaction --routines --triggers --events --hex-blob --no-tablespaces"
@@ -204,12 +203,6 @@ def _server_version() -> str:
     return parts[2] if len(parts) > 2 else "?"
 
 
-def write_doc(text: str) -> None:
-    doc = DOC.read_text()
-    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
-    DOC.write_text(doc[:start] + "\n" + text + "\n" + doc[end:])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -226,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(result, command)
     print(text)  # noqa: T201
     if not args.no_write:
-        write_doc(text)
+        write_section("backup", text)
     return 0
 
 

@@ -40,14 +40,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from bench.report import write_section
 from deploy.prometheus import compress
 from tests.e2e.loop import LoopStack
 from tests.e2e.petclinic import SERVICE, World, prepare
 from tests.services import Alertmanager, DockerEngine, MariaDB, Prometheus, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-DOC = REPO / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- BEGIN closed-loop -->", "<!-- END closed-loop -->"
 ALERT = "StackAppDown"
 # repeated kills of one target: no cooldown, no limit (the breaker's decision is still made)
 RELAXED = {"restart-app": {"cooldown": "0s", "max_actions": 0, "max_ineffective": 0}}
@@ -272,12 +271,6 @@ def table(profiles: list[tuple[Timing, list[Run]]], runs: int) -> str:
     return "\n".join(lines)
 
 
-def write_doc(text: str) -> None:
-    doc = DOC.read_text()
-    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
-    DOC.write_text(doc[:start] + "\n" + text + "\n" + doc[end:])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="kills per profile (default 5)")
@@ -302,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(profiles, args.runs)
     print(text)
     if not args.no_write:
-        write_doc(text)
+        write_section("closed-loop", text)
     return 0
 
 

@@ -32,12 +32,11 @@ from pathlib import Path
 
 import yaml
 
+from bench.report import DOC, write_section
 from tests.exporter.http_servers import HungServer, TargetServer
 from tests.services import DockerEngine, MariaDB, Process, free_port, require_binary, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-DOC = REPO / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- BEGIN exporter -->", "<!-- END exporter -->"
 ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
@@ -420,13 +419,6 @@ def table(exporters: list[Exporter], scrapes: int) -> list[str]:
     return rows
 
 
-def write_doc(lines: list[str]) -> None:
-    text = DOC.read_text()
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scrapes", type=int, default=200)
@@ -471,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print("\n".join(lines))
     if not args.no_write:
-        write_doc(lines)
+        write_section("exporter", "\n".join(lines))
         print(f"written to {DOC}", file=sys.stderr)
     return 0
 

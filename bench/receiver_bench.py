@@ -38,6 +38,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.report import write_section  # noqa: E402
 from tests.jenkins_standin import JenkinsStandIn  # noqa: E402
 from tests.services import Process, free_port, wait_for  # noqa: E402
 
@@ -322,15 +323,6 @@ def render(results: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    path = REPO / "docs/benchmarks.md"
-    doc = path.read_text()
-    begin, end = "<!-- BEGIN receiver -->\n", "<!-- END receiver -->"
-    head, rest = doc.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(head + begin + text + end + tail)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/benchmarks.md")
@@ -382,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(results, ".venv/bin/python -m bench.receiver_bench")
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section("receiver", text)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
