@@ -35,7 +35,6 @@ from bench.report import write_section
 from jobs.grants import backup_grants, restore_grants
 from tests.services import MariaDB, require_binary
 
-REPO = Path(__file__).resolve().parent.parent
 DB = "benchclinic"
 PASSWORD = "bench-pw"  # noqa: S105 - a throwaway server
 DUMP_OPTS = "--single-transaction --routines --triggers --events --hex-blob --no-tablespaces"

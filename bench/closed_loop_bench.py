@@ -46,7 +46,6 @@ from tests.e2e.loop import LoopStack
 from tests.e2e.petclinic import SERVICE, World, prepare
 from tests.services import Alertmanager, DockerEngine, MariaDB, Prometheus, wait_for
 
-REPO = Path(__file__).resolve().parent.parent
 ALERT = "StackAppDown"
 # repeated kills of one target: no cooldown, no limit (the breaker's decision is still made)
 RELAXED = {"restart-app": {"cooldown": "0s", "max_actions": 0, "max_ineffective": 0}}
