@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 import schemathesis
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 
 from receiver.views import openapi_document
 from tests.receiver.helpers import AUTH, TOKEN, actions
+from tests.services import wait_for
 
 ALLOWED = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 HOSTILE = [
@@ -130,9 +130,7 @@ def test_fuzzing_reaches_jenkins_with_valid_input_only(fuzz_app, standin):
         ]
     }
     assert fuzz_app.test_client().post("/api/v1/alerts", json=body, headers=AUTH).status_code == 200
-    deadline = time.monotonic() + 10
-    while not standin.posts() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(standin.posts, 10, "the valid alert's POST to Jenkins")
     assert [c.form["SERVICE"] for c in standin.posts()] == ["petclinic"]
 
 
