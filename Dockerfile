@@ -21,7 +21,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY common ./common
+COPY stackmedic ./stackmedic
 COPY exporter ./exporter
 COPY receiver ./receiver
 COPY jobs ./jobs

@@ -30,10 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+from stackmedic.jobs.grants import backup_grants, restore_grants
 
 from bench.report import write_section
-from jobs.grants import backup_grants, restore_grants
-from tests.services import MariaDB, require_binary
+from harness.services import MariaDB, require_binary
 
 DB = "benchclinic"
 PASSWORD = "bench-pw"  # noqa: S105 - a throwaway server

@@ -42,9 +42,9 @@ from pathlib import Path
 
 from bench.report import write_section
 from deploy.prometheus import compress
+from harness.services import Alertmanager, DockerEngine, MariaDB, Prometheus, wait_for
 from tests.e2e.loop import LoopStack
 from tests.e2e.petclinic import SERVICE, World, prepare
-from tests.services import Alertmanager, DockerEngine, MariaDB, Prometheus, wait_for
 
 ALERT = "StackAppDown"
 # repeated kills of one target: no cooldown, no limit (the breaker's decision is still made)

@@ -33,8 +33,8 @@ from pathlib import Path
 import yaml
 
 from bench.report import DOC, write_section
+from harness.services import DockerEngine, MariaDB, Process, free_port, require_binary, wait_for
 from tests.exporter.http_servers import HungServer, TargetServer
-from tests.services import DockerEngine, MariaDB, Process, free_port, require_binary, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 ACCEPT = (

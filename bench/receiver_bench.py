@@ -35,12 +35,11 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench.report import write_section
+from harness.jenkins_standin import JenkinsStandIn
+from harness.services import Process, free_port, wait_for
 
-from bench.report import write_section  # noqa: E402
-from tests.jenkins_standin import JenkinsStandIn  # noqa: E402
-from tests.services import Process, free_port, wait_for  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 TOKEN = "bench-token"  # noqa: S105 - a throwaway secret for a local run
 RATE = 200

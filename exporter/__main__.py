@@ -1,3 +1,3 @@
-from exporter.cli import main
+from .cli import main
 
 raise SystemExit(main())  # noqa: E702

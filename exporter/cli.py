@@ -12,12 +12,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 import voluptuous as vol
 
-from common.config import ConfigError, listen_address
-from common.logs import LEVELS, setup
-from exporter import config as exporter_config
-from exporter.checks import build_checks
-from exporter.collector import ScrapeRunner
-from exporter.web import make_app, serve
+from stackmedic.config import ConfigError, listen_address
+from stackmedic.logs import LEVELS, setup
+
+from . import config as exporter_config
+from .checks import build_checks
+from .collector import ScrapeRunner
+from .web import make_app, serve
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 from prometheus_client.core import Metric
 
-from exporter.checks.base import Check
-from exporter.metrics import CHECK_REASONS, Samples, families
+from .checks.base import Check
+from .metrics import CHECK_REASONS, Samples, families
 
 log = logging.getLogger(__name__)
 

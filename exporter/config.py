@@ -14,8 +14,8 @@ from typing import Any
 
 import voluptuous as vol
 
-from common.config import ConfigError, duration, load_config, port, regex, url, validate
-from common.secrets import Secret, SecretError, resolve_secret
+from stackmedic.config import ConfigError, duration, load_config, port, regex, url, validate
+from stackmedic.secrets import Secret, SecretError, resolve_secret
 
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"

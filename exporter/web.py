@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 
-from exporter.collector import ScrapeRunner
+from .collector import ScrapeRunner
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from jobs import db as dbc
-from jobs import manifest as mf
-from jobs.catalog import Backup
-from jobs.config import Database, JobsConfig
-from jobs.dump import dump_to_file
-from jobs.errors import JobError
-from jobs.fsutil import ensure_dir
-from jobs.lock import DirLock
+from . import db as dbc
+from . import manifest as mf
+from .catalog import Backup
+from .config import Database, JobsConfig
+from .dump import dump_to_file
+from .errors import JobError
+from .fsutil import ensure_dir
+from .lock import DirLock
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs import manifest as mf
-from jobs.fsutil import TMP_PREFIX
+from . import manifest as mf
+from .fsutil import TMP_PREFIX
 
 log = logging.getLogger(__name__)
 

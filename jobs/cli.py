@@ -23,11 +23,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from common import logs
-from common.config import ConfigError
-from jobs import config as jobs_config
-from jobs import errors
-from jobs.errors import JobError
+from stackmedic import logs
+from stackmedic.config import ConfigError
+
+from . import config as jobs_config
+from . import errors
+from .errors import JobError
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_usage(sys.stderr)
         return errors.USAGE
-    from jobs import commands  # the commands pull in docker and pymysql only when needed
+    from . import commands  # the commands pull in docker and pymysql only when needed
 
     try:
         return commands.run(args, config, emit)

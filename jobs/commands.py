@@ -7,17 +7,17 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from jobs import errors
-from jobs.catalog import complete_backups
-from jobs.config import JobsConfig
-from jobs.errors import ContainerError, JobError, NoValidBackup, UsageError
-from jobs.lock import DirLock
+from . import errors
+from .catalog import complete_backups
+from .config import JobsConfig
+from .errors import ContainerError, JobError, NoValidBackup, UsageError
+from .lock import DirLock
 
 Emit = Callable[[dict[str, Any]], None]
 
 
 def cmd_backup(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
-    from jobs.backup import run_backup
+    from .backup import run_backup
 
     database = config.database(args.database)
     backup = run_backup(config, database, lock_wait=args.lock_wait)
@@ -38,7 +38,7 @@ def cmd_backup(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
-    from jobs.verify import record, verify_backup
+    from .verify import record, verify_backup
 
     database = config.database(args.database)
     if not database.directory.is_dir():
@@ -74,7 +74,7 @@ def cmd_verify(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
-    from jobs.restore import RestoreReport, run_restore
+    from .restore import RestoreReport, run_restore
 
     database = config.database(args.database)
     report = RestoreReport(database=database.name, dry_run=args.dry_run)
@@ -92,7 +92,7 @@ def cmd_restore(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int
 
 
 def cmd_prune(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
-    from jobs.prune import run_prune
+    from .prune import run_prune
 
     databases = list(config.databases.values()) if args.all_databases else [config.database(args.database)]
     for database in databases:
@@ -129,8 +129,8 @@ def cmd_list(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
 def _controller(config: JobsConfig):
     import docker
 
-    from jobs.containers import ServiceController
-    from jobs.known_good import KnownGood
+    from .containers import ServiceController
+    from .known_good import KnownGood
 
     try:
         client = docker.DockerClient(base_url=config.docker_url) if config.docker_url else docker.from_env()

@@ -15,9 +15,10 @@ from typing import Any
 
 import voluptuous as vol
 
-from common.config import ConfigError, duration, load_config, port, validate
-from common.secrets import SecretError, resolve_secret
-from jobs.errors import UsageError
+from stackmedic.config import ConfigError, duration, load_config, port, validate
+from stackmedic.secrets import SecretError, resolve_secret
+
+from .errors import UsageError
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 TABLE_RE = re.compile(r"^[A-Za-z0-9_$]{1,64}$")

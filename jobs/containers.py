@@ -21,9 +21,9 @@ from typing import Any
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from jobs.config import Service
-from jobs.errors import ROLLED_BACK, ContainerError
-from jobs.known_good import KnownGood
+from .config import Service
+from .errors import ROLLED_BACK, ContainerError
+from .known_good import KnownGood
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pymysql
 
-from jobs.config import Connection, User
-from jobs.errors import JobError, ServerDown
+from .config import Connection, User
+from .errors import JobError, ServerDown
 
 # Client errors that mean "nobody answers": can't connect over socket / TCP, server gone away,
 # lost connection during the handshake.

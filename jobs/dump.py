@@ -17,10 +17,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs.config import Connection, User
-from jobs.db import options_fd
-from jobs.errors import DumpError
-from jobs.fsutil import fsync_dir, tmp_path
+from .config import Connection, User
+from .db import options_fd
+from .errors import DumpError
+from .fsutil import fsync_dir, tmp_path
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ routines, triggers and events whose DEFINER is another account.
 
 from __future__ import annotations
 
-from jobs.verify import SCRATCH_PREFIX
+from .verify import SCRATCH_PREFIX
 
 
 def _db(database: str) -> str:

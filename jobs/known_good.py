@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobs.fsutil import atomic_write_bytes, ensure_dir
+from .fsutil import atomic_write_bytes, ensure_dir
 
 FILE_NAME = "known-good.json"
 

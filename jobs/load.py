@@ -13,9 +13,9 @@ import threading
 import zlib
 from pathlib import Path
 
-from jobs.config import Connection, User
-from jobs.db import options_fd
-from jobs.errors import LoadError
+from .config import Connection, User
+from .db import options_fd
+from .errors import LoadError
 
 CHUNK = 1 << 20
 TRAILER = b"-- Dump completed"

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobs.catalog import LOCK_NAME
-from jobs.errors import Locked
+from .catalog import LOCK_NAME
+from .errors import Locked
 
 log = logging.getLogger(__name__)
 

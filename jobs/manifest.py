@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jobs.fsutil import atomic_write_bytes
+from .fsutil import atomic_write_bytes
 
 FORMAT = 1
 SUFFIX = ".sql.gz"

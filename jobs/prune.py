@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from jobs import manifest as mf
-from jobs.catalog import SAFETY_DIR, complete_backups, leftovers
-from jobs.config import Database
-from jobs.fsutil import fsync_dir
-from jobs.lock import DirLock
+from . import manifest as mf
+from .catalog import SAFETY_DIR, complete_backups, leftovers
+from .config import Database
+from .fsutil import fsync_dir
+from .lock import DirLock
 
 log = logging.getLogger(__name__)
 

@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs import db as dbc
-from jobs import manifest as mf
-from jobs.catalog import SAFETY_DIR, complete_backups
-from jobs.config import Database, JobsConfig
-from jobs.dump import dump_to_file
-from jobs.errors import JobError, NoValidBackup
-from jobs.fsutil import ensure_dir
-from jobs.load import load_file
-from jobs.lock import DirLock
-from jobs.verify import VerifyResult, record, verify_backup
+from . import db as dbc
+from . import manifest as mf
+from .catalog import SAFETY_DIR, complete_backups
+from .config import Database, JobsConfig
+from .dump import dump_to_file
+from .errors import JobError, NoValidBackup
+from .fsutil import ensure_dir
+from .load import load_file
+from .lock import DirLock
+from .verify import VerifyResult, record, verify_backup
 
 log = logging.getLogger(__name__)
 _WORD = re.compile(r"[A-Za-z0-9_]+")

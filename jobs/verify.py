@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from jobs import db as dbc
-from jobs import manifest as mf
-from jobs.catalog import Backup
-from jobs.config import Database, JobsConfig
-from jobs.errors import LoadError
-from jobs.load import load_file
+from . import db as dbc
+from . import manifest as mf
+from .catalog import Backup
+from .config import Database, JobsConfig
+from .errors import LoadError
+from .load import load_file
 
 log = logging.getLogger(__name__)
 

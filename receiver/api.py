@@ -16,11 +16,12 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest, NotFound
 
-from common.config import duration
-from receiver import breaker, payload, views
-from receiver.app import current
-from receiver.auth import CHALLENGES, authorized
-from receiver.store import StoreError
+from stackmedic.config import duration
+
+from . import breaker, payload, views
+from .app import current
+from .auth import CHALLENGES, authorized
+from .store import StoreError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -13,15 +13,15 @@ from flask import Flask, current_app, jsonify, request
 from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
-from receiver import config as config_mod
-from receiver.config import Config
-from receiver.dispatcher import Dispatcher
-from receiver.intake import Intake
-from receiver.jenkins import JenkinsClient
-from receiver.metrics import ReceiverMetrics, StateCollector
-from receiver.notify import Notifier
-from receiver.rules import Rule, compile_rules
-from receiver.store import SqlStore, open_store
+from . import config as config_mod
+from .config import Config
+from .dispatcher import Dispatcher
+from .intake import Intake
+from .jenkins import JenkinsClient
+from .metrics import ReceiverMetrics, StateCollector
+from .notify import Notifier
+from .rules import Rule, compile_rules
+from .store import SqlStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,8 @@ def create_app(
     services = _build_services(config, clock, session)
     app.extensions["stackmedic"] = services
 
-    from receiver.api import bp as api_bp
-    from receiver.web import bp as web_bp
+    from .api import bp as api_bp
+    from .web import bp as web_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hmac
 
-from receiver.config import AuthConfig
+from .config import AuthConfig
 
 CHALLENGES = ('Bearer realm="stackmedic"', 'Basic realm="stackmedic", charset="UTF-8"')
 

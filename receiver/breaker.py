@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from receiver.config import BreakerPolicy
-from receiver.store import IN_FLIGHT_STATES
+from .config import BreakerPolicy
+from .store import IN_FLIGHT_STATES
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 

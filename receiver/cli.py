@@ -13,10 +13,11 @@ from types import FrameType
 import voluptuous as vol
 import waitress
 
-from common import logs
-from common.config import ConfigError, listen_address
-from receiver import config as config_mod
-from receiver.app import create_app
+from stackmedic import logs
+from stackmedic.config import ConfigError, listen_address
+
+from . import config as config_mod
+from .app import create_app
 
 log = logging.getLogger("receiver")
 

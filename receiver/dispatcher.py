@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from receiver import breaker
-from receiver.config import DispatcherConfig
-from receiver.jenkins import (
+from . import breaker
+from .config import DispatcherConfig
+from .jenkins import (
     Build,
     JenkinsClient,
     JenkinsError,
@@ -29,9 +29,9 @@ from receiver.jenkins import (
     JenkinsUnavailable,
     JenkinsUncertain,
 )
-from receiver.metrics import ReceiverMetrics
-from receiver.rules import Rule
-from receiver.store import SqlStore, StoreError
+from .metrics import ReceiverMetrics
+from .rules import Rule
+from .store import SqlStore, StoreError
 
 log = logging.getLogger(__name__)
 MAINTAIN_EVERY = 5.0

@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from receiver import breaker
-from receiver.metrics import ReceiverMetrics
-from receiver.payload import Alert, Notification
-from receiver.rules import ParamRejected, Rule, find_rule
-from receiver.store import SqlStore
-from receiver.store.queries import StoreTx
+from . import breaker
+from .metrics import ReceiverMetrics
+from .payload import Alert, Notification
+from .rules import ParamRejected, Rule, find_rule
+from .store import SqlStore
+from .store.queries import StoreTx
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator, Sequence
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from receiver import breaker
-from receiver.rules import Rule
-from receiver.store import SqlStore, StoreError
+from . import breaker
+from .rules import Rule
+from .store import SqlStore, StoreError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common.config import format_path
+from stackmedic.config import format_path
 
 MAX_ALERTS = 1000
 RFC3339 = re.compile(

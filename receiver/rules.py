@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from receiver.config import TEMPLATE_REF, BreakerPolicy, RuleConfig
+from .config import TEMPLATE_REF, BreakerPolicy, RuleConfig
 
 MAX_VALUE_LENGTH = 256
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from receiver import breaker as breaker_mod
+from . import breaker as breaker_mod
 
 
 def when(ts: float | None) -> str | None:

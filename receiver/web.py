@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, render_template
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from receiver import views
-from receiver.app import current
-from receiver.store import StoreError
+from . import views
+from .app import current
+from .store import StoreError
 
 bp = Blueprint("web", __name__)
 

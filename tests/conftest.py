@@ -1,4 +1,4 @@
-"""Session fixtures for the real services (tests/services.py) shared by every test folder."""
+"""Session fixtures for the real services (harness/services.py) shared by every test folder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import Alertmanager, DockerEngine, MariaDB, Prometheus
+from harness.services import Alertmanager, DockerEngine, MariaDB, Prometheus
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,55 +8,55 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from exporter.checks.base import Check
+from .base import Check
 
 
 def _system(section: dict) -> list[Check]:
-    from exporter.checks.system import SystemCheck
+    from .system import SystemCheck
 
     return [SystemCheck(section["filesystems"], section["timeout"])]
 
 
 def _processes(section: dict) -> list[Check]:
-    from exporter.checks.processes import Group, ProcessesCheck
+    from .processes import Group, ProcessesCheck
 
     return [ProcessesCheck([Group.from_config(g) for g in section["groups"]], section["timeout"])]
 
 
 def _ports(section: dict) -> list[Check]:
-    from exporter.checks.ports import PortsCheck, PortTarget
+    from .ports import PortsCheck, PortTarget
 
     targets = [PortTarget.from_config(t) for t in section["targets"]]
     return [PortsCheck(targets, section["discover"], section["timeout"])]
 
 
 def _http(section: list) -> list[Check]:
-    from exporter.checks.http_check import HttpCheck, HttpTarget
+    from .http_check import HttpCheck, HttpTarget
 
     return [HttpCheck(HttpTarget.from_config(t)) for t in section]
 
 
 def _mysql(section: list) -> list[Check]:
-    from exporter.checks.mysql_check import MysqlCheck, MysqlServer
+    from .mysql_check import MysqlCheck, MysqlServer
 
     return [MysqlCheck(MysqlServer.from_config(s)) for s in section]
 
 
 def _containers(section: dict) -> list[Check]:
-    from exporter.checks.containers import ContainersCheck, Service
+    from .containers import ContainersCheck, Service
 
     services = [Service.from_config(s) for s in section["services"]]
     return [ContainersCheck(services, section["docker_url"], section["timeout"])]
 
 
 def _docker_space(section: dict) -> list[Check]:
-    from exporter.checks.docker_space import DockerSpaceCheck
+    from .docker_space import DockerSpaceCheck
 
     return [DockerSpaceCheck(section["docker_url"], section["refresh_interval"], section["timeout"])]
 
 
 def _backups(section: dict) -> list[Check]:
-    from exporter.checks.backups import BackupsCheck
+    from .backups import BackupsCheck
 
     return [BackupsCheck(section["directory"], section.get("databases"), section["timeout"])]
 

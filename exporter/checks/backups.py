@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from exporter.checks.base import Check
-from exporter.metrics import Samples
+from ..metrics import Samples
+from .base import Check
 
 log = logging.getLogger(__name__)
 

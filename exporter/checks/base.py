@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.metrics import Samples
+from ..metrics import Samples
 
 
 class Check:

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.checks.base import Check
-from exporter.checks.docker_api import docker_client
-from exporter.metrics import CONTAINER_HEALTH, CONTAINER_STATES, Samples
+from ..metrics import CONTAINER_HEALTH, CONTAINER_STATES, Samples
+from .base import Check
+from .docker_api import docker_client
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from exporter.checks.base import Check
-from exporter.checks.docker_api import docker_client
-from exporter.metrics import Samples
+from ..metrics import Samples
+from .base import Check
+from .docker_api import docker_client
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from exporter.checks.base import Check
-from exporter.metrics import HTTP_REASONS, Samples
+from ..metrics import HTTP_REASONS, Samples
+from .base import Check
 
 log = logging.getLogger(__name__)
 

@@ -20,15 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.checks.base import Check
-from exporter.metrics import Samples
+from ..metrics import Samples
+from .base import Check
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class MysqlServer:
-    """A configured server; `password` is a common.secrets.Secret (never logged)."""
+    """A configured server; `password` is a stackmedic.secrets.Secret (never logged)."""
 
     name: str
     user: str

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import psutil
 
-from exporter.checks.base import Check
-from exporter.checks.listeners import UNKNOWN, Listener, ListenerTable
-from exporter.metrics import Samples
+from ..metrics import Samples
+from .base import Check
+from .listeners import UNKNOWN, Listener, ListenerTable
 
 NONE = "none"  # nothing listens on a local port
 DISCOVERED = "discovered"

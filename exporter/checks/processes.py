@@ -15,9 +15,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exporter.checks.base import Check
-from exporter.checks.proc_scan import ProcInfo, ProcScanner
-from exporter.metrics import Samples
+from ..metrics import Samples
+from .base import Check
+from .proc_scan import ProcInfo, ProcScanner
 
 
 @dataclass(frozen=True)

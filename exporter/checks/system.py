@@ -17,8 +17,8 @@ from typing import Any
 
 import psutil
 
-from exporter.checks.base import Check
-from exporter.metrics import Samples
+from ..metrics import Samples
+from .base import Check
 
 # Below this, two CPU samples are too close for a meaningful ratio (the kernel counts in
 # 10 ms ticks per CPU); the previous ratio is reported instead.

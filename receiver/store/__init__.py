@@ -8,9 +8,9 @@ target are serialised by a row lock on the breaker.
 
 from __future__ import annotations
 
-from receiver.config import StoreConfig
-from receiver.store.base import FINAL_STATES, IN_FLIGHT_STATES, StoreError, Tx
-from receiver.store.sql import SqlStore
+from ..config import StoreConfig
+from .base import FINAL_STATES, IN_FLIGHT_STATES, StoreError, Tx
+from .sql import SqlStore
 
 __all__ = ["FINAL_STATES", "IN_FLIGHT_STATES", "SqlStore", "StoreError", "Tx", "open_store"]
 
@@ -18,11 +18,11 @@ __all__ = ["FINAL_STATES", "IN_FLIGHT_STATES", "SqlStore", "StoreError", "Tx", "
 def open_store(config: StoreConfig) -> SqlStore:
     """The configured store, with its schema created."""
     if config.type == "mysql":
-        from receiver.store.mysql import MySQLStore
+        from .mysql import MySQLStore
 
         store: SqlStore = MySQLStore(config)
     else:
-        from receiver.store.sqlite import SQLiteStore
+        from .sqlite import SQLiteStore
 
         store = SQLiteStore(config.path, synchronous=config.synchronous)
     store.create_schema()

@@ -12,8 +12,8 @@ from typing import Any
 import pymysql
 import pymysql.constants
 
-from receiver.config import StoreConfig
-from receiver.store.sql import SqlStore
+from ..config import StoreConfig
+from .sql import SqlStore
 
 TABLE = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 DDL = [

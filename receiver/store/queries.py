@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from receiver.store.base import IN_FLIGHT_STATES, Tx
+from .base import IN_FLIGHT_STATES, Tx
 
 _IN_FLIGHT = ",".join(f"'{s}'" for s in IN_FLIGHT_STATES)
 _STARTED = "'dispatching','queued','building'"

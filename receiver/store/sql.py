@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
-from receiver.store.base import StoreError
-from receiver.store.queries import StoreTx
+from .base import StoreError
+from .queries import StoreTx
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

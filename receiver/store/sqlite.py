@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 
-from receiver.store.sql import SqlStore
+from .sql import SqlStore
 
 DDL = """
 CREATE TABLE IF NOT EXISTS incidents (

@@ -19,8 +19,8 @@ import requests
 import yaml
 
 from deploy.prometheus import compress
+from harness.services import Alertmanager, require_binary, wait_for
 from tests.deploy import shipped
-from tests.services import Alertmanager, require_binary, wait_for
 
 EXPORTER = {"job": "stackmedic-exporter", "instance": "exporter:9877"}
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from deploy.prometheus import compress
+from harness.services import require_binary
 from tests.deploy import shipped
-from tests.services import require_binary
 
 
 @pytest.mark.parametrize(

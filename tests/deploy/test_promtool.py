@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.services import require_binary
 from tests.deploy import shipped
-from tests.services import require_binary
 
 RULE_TESTS = sorted(shipped.RULE_TESTS_DIR.glob("*.yml"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.services import require_binary
+from harness.services import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 

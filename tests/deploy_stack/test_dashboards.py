@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.services import require_binary
 from tests.deploy_stack.dashboards import (
     DASHBOARD_FILES,
     METRIC,
@@ -24,7 +25,6 @@ from tests.deploy_stack.dashboards import (
     substitute,
     variables,
 )
-from tests.services import require_binary
 
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 RULES_DIR = REPO / "deploy" / "prometheus" / "rules"

@@ -31,6 +31,7 @@ import pytest
 import requests
 import yaml
 
+from harness.services import DockerEngine, MariaDB, Process, Prometheus, free_port, wait_for
 from tests.deploy_stack.dashboards import (
     all_dashboards,
     annotation_queries,
@@ -39,7 +40,6 @@ from tests.deploy_stack.dashboards import (
     substitute,
     variables,
 )
-from tests.services import DockerEngine, MariaDB, Process, Prometheus, free_port, wait_for
 
 pytestmark = pytest.mark.services
 
@@ -221,7 +221,7 @@ def has(prom: Prometheus, expr: str) -> bool:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, mariadb: MariaDB, docker_engine: DockerEngine
 ) -> Iterator[Stack]:
-    from tests.jenkins_standin import JenkinsStandIn
+    from harness.jenkins_standin import JenkinsStandIn
 
     base = tmp_path_factory.mktemp("dash-live")
     started: list = []

@@ -15,9 +15,9 @@ import pytest
 import requests
 import yaml
 
+from harness.services import DockerEngine, Process, free_port, wait_for
 from tests.deploy_stack.conftest import REPO, ResolvedCompose
 from tests.deploy_stack.socket_policy import PolicyProxy, allowlist
-from tests.services import DockerEngine, Process, free_port, wait_for
 
 pytestmark = pytest.mark.services
 

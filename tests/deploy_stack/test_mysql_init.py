@@ -11,8 +11,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from harness.services import MariaDB, require_binary
 from tests.deploy_stack.conftest import REPO, generate_secrets
-from tests.services import MariaDB, require_binary
 
 SCRIPT = REPO / "deploy" / "compose" / "mysql-initdb" / "10-stackmedic.sh"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.services import Alertmanager, DockerEngine, MariaDB, Prometheus, wait_for
 from tests.e2e.loop import LoopStack
 from tests.e2e.petclinic import DATABASE, World, prepare
-from tests.services import Alertmanager, DockerEngine, MariaDB, Prometheus, wait_for
 
 # Every interval, for: and wait of the shipped files divided by 5: scrape and evaluation
 # every second, as ../shared/ENVIRONMENT.md measured.

@@ -25,11 +25,11 @@ from typing import Any
 import requests
 import yaml
 
+from deploy.jenkins import generate as jenkins_dsl
 from deploy.prometheus import compress
-from jobs import jenkins_dsl
+from harness.jenkins_standin import JenkinsStandIn, Runner, command_runner
+from harness.services import Alertmanager, Process, Prometheus, free_port, wait_for
 from tests.e2e.petclinic import DATABASE, PROJECT, REQUIRED_TABLES, SERVICE, World, stackmedic_program
-from tests.jenkins_standin import JenkinsStandIn, Runner, command_runner
-from tests.services import Alertmanager, Process, Prometheus, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_RECEIVER = REPO / "examples" / "receiver.yml"

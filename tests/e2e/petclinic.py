@@ -18,9 +18,9 @@ from typing import Any
 
 import requests
 import yaml
+from stackmedic.jobs.grants import backup_grants, restore_grants
 
-from jobs.grants import backup_grants, restore_grants
-from tests.services import DockerEngine, MariaDB, free_port, wait_for
+from harness.services import DockerEngine, MariaDB, free_port, wait_for
 
 DATABASE = "petclinic"  # a value of jobs.yaml's DATABASE choices
 SERVICE = "petclinic"  # a value of jobs.yaml's SERVICE choices

@@ -11,9 +11,9 @@ import json
 
 import pytest
 
+from harness.services import wait_for
 from tests.e2e.loop import LoopStack
 from tests.e2e.petclinic import DATABASE, REQUIRED_TABLES, SERVICE, World, prepare
-from tests.services import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 

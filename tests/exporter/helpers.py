@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry
-
-from exporter.checks.base import Check
-from exporter.collector import ScrapeRunner
+from stackmedic.exporter.checks.base import Check
+from stackmedic.exporter.collector import ScrapeRunner
 
 
 class _Fixed:

@@ -6,7 +6,8 @@ import json
 import os
 from datetime import UTC, datetime
 
-from exporter.checks.backups import BackupsCheck
+from stackmedic.exporter.checks.backups import BackupsCheck
+
 from tests.exporter.helpers import scrape
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from stackmedic.exporter.cli import main
 
-from exporter.cli import main
+from harness.services import free_port, wait_for
 from tests.exporter.test_config import BAD_CONFIG_LINES
-from tests.services import free_port, wait_for
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent

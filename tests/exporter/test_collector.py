@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+from stackmedic.exporter.checks.base import Check
+from stackmedic.exporter.collector import ScrapeRunner
+from stackmedic.exporter.metrics import Samples
+from stackmedic.exporter.web import scrape_budget
 
-from exporter.checks.base import Check
-from exporter.collector import ScrapeRunner
-from exporter.metrics import Samples
-from exporter.web import scrape_budget
 from tests.exporter.helpers import registry_of, scrape
 
 

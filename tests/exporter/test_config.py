@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from stackmedic.exporter import config
+from stackmedic.exporter.metrics import SPECS
 
-from common.config import ConfigError
-from exporter import config
-from exporter.metrics import SPECS
+from stackmedic.config import ConfigError
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent

@@ -6,13 +6,13 @@ import subprocess
 
 import pytest
 import requests
+from stackmedic.exporter.checks import build_checks
+from stackmedic.exporter.collector import ScrapeRunner
+from stackmedic.exporter.config import parse
+from stackmedic.exporter.metrics import SPECS
+from stackmedic.exporter.web import make_app, serve
 
-from exporter.checks import build_checks
-from exporter.collector import ScrapeRunner
-from exporter.config import parse
-from exporter.metrics import SPECS
-from exporter.web import make_app, serve
-from tests.services import free_port, require_binary
+from harness.services import free_port, require_binary
 
 
 @pytest.fixture

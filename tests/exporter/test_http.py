@@ -9,9 +9,9 @@ import threading
 import time
 
 import pytest
+from stackmedic.exporter.checks.http_check import HttpCheck, HttpTarget
+from stackmedic.exporter.metrics import HTTP_REASONS, Samples
 
-from exporter.checks.http_check import HttpCheck, HttpTarget
-from exporter.metrics import HTTP_REASONS, Samples
 from tests.exporter.helpers import scrape
 
 
@@ -157,7 +157,7 @@ def _tls_server(tmp_path):
     import shutil
     import subprocess
 
-    from tests.services import require_binary
+    from harness.services import require_binary
 
     openssl = require_binary("openssl")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"

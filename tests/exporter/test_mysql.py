@@ -7,9 +7,9 @@ import logging
 import time
 
 import pytest
+from stackmedic.exporter.checks.mysql_check import MysqlCheck, MysqlServer
+from stackmedic.exporter.metrics import Samples
 
-from exporter.checks.mysql_check import MysqlCheck, MysqlServer
-from exporter.metrics import Samples
 from tests.exporter.helpers import scrape
 
 DB = "sm_exporter_petclinic"

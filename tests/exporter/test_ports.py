@@ -6,9 +6,9 @@ import re
 import socket
 
 import psutil
+from stackmedic.exporter.checks.listeners import ListenerTable
+from stackmedic.exporter.checks.ports import PortsCheck, PortTarget
 
-from exporter.checks.listeners import ListenerTable
-from exporter.checks.ports import PortsCheck, PortTarget
 from tests.exporter.helpers import scrape
 
 ME = psutil.Process().name()

@@ -8,9 +8,9 @@ import subprocess
 import uuid
 
 import pytest
+from stackmedic.exporter.checks.proc_scan import ProcScanner
+from stackmedic.exporter.checks.processes import Group, ProcessesCheck
 
-from exporter.checks.proc_scan import ProcScanner
-from exporter.checks.processes import Group, ProcessesCheck
 from tests.exporter.helpers import scrape
 
 sleepers_procs: dict[str, list[subprocess.Popen]] = {}

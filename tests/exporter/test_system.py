@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from exporter.checks.system import MIN_CPU_WINDOW, CpuRatio, SystemCheck
+from stackmedic.exporter.checks.system import MIN_CPU_WINDOW, CpuRatio, SystemCheck
+
 from tests.exporter.helpers import scrape
 
 Times = namedtuple("Times", "user nice system idle iowait irq softirq steal guest guest_nice")
@@ -64,7 +65,7 @@ def test_ratio_follows_each_interval():
 
 
 def test_guest_time_is_not_counted_twice():
-    from exporter.checks.system import cpu_busy_idle
+    from stackmedic.exporter.checks.system import cpu_busy_idle
 
     # guest time is already inside user time in /proc/stat
     busy, idle = cpu_busy_idle(Times(10, 0, 2, 20, 3, 0, 0, 0, 4, 0))

@@ -7,11 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-
-from exporter.checks.http_check import HttpCheck, HttpTarget
-from exporter.checks.system import SystemCheck
-from exporter.collector import ScrapeRunner
-from exporter.web import make_app, serve
+from stackmedic.exporter.checks.http_check import HttpCheck, HttpTarget
+from stackmedic.exporter.checks.system import SystemCheck
+from stackmedic.exporter.collector import ScrapeRunner
+from stackmedic.exporter.web import make_app, serve
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import os
 
 import requests
 
-from tests.services import free_port, wait_for
+from harness.services import free_port, wait_for
 
 
 def test_mariadb_answers_over_tcp_with_root_password(mariadb):

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from stackmedic.jobs import config as jc
+from stackmedic.jobs.cli import main
+from stackmedic.jobs.grants import backup_grants, restore_grants
 
-from jobs import config as jc
-from jobs.cli import main
-from jobs.grants import backup_grants, restore_grants
-from tests.services import MariaDB
+from harness.services import MariaDB
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,16 +13,16 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from stackmedic.exporter.checks.backups import BackupsCheck
+from stackmedic.exporter.metrics import Samples
+from stackmedic.jobs import errors
+from stackmedic.jobs import manifest as mf
+from stackmedic.jobs.backup import run_backup
+from stackmedic.jobs.catalog import SAFETY_DIR, complete_backups
+from stackmedic.jobs.lock import DirLock
 
-from exporter.checks.backups import BackupsCheck
-from exporter.metrics import Samples
-from jobs import errors
-from jobs import manifest as mf
-from jobs.backup import run_backup
-from jobs.catalog import SAFETY_DIR, complete_backups
-from jobs.lock import DirLock
+from harness.services import wait_for
 from tests.jobs.conftest import JobStack
-from tests.services import wait_for
 
 pytestmark = pytest.mark.services
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from jobs import errors
-from jobs.cli import CONFIG_ENV, main
-from jobs.db import client_options
-from jobs.dump import dump_argv
+from stackmedic.jobs import errors
+from stackmedic.jobs.cli import CONFIG_ENV, main
+from stackmedic.jobs.db import client_options
+from stackmedic.jobs.dump import dump_argv
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = str(REPO / "examples" / "jobs.yml")
@@ -65,7 +64,7 @@ def test_usage_errors_exit_2_and_help_exits_0(capsys):
 
 
 def test_the_password_is_never_on_a_command_line(monkeypatch):
-    from jobs.config import Connection, User
+    from stackmedic.jobs.config import Connection, User
 
     monkeypatch.setenv("PW_UNDER_TEST", 'p#ss "word"\\')
     user = User("backup", password_env="PW_UNDER_TEST")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from stackmedic.jobs import config as jc
+from stackmedic.jobs.errors import USAGE, UsageError
 
-from common.config import ConfigError
-from jobs import config as jc
-from jobs.errors import USAGE, UsageError
+from stackmedic.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from stackmedic.jobs import errors
+from stackmedic.jobs.cli import main
+from stackmedic.jobs.config import load
+from stackmedic.jobs.containers import OLD_SUFFIX, ServiceController
+from stackmedic.jobs.known_good import KnownGood
 
-from jobs import errors
-from jobs.cli import main
-from jobs.config import load
-from jobs.containers import OLD_SUFFIX, ServiceController
-from jobs.known_good import KnownGood
-from tests.services import DockerEngine, free_port, wait_for
+from harness.services import DockerEngine, free_port, wait_for
 
 pytestmark = pytest.mark.services
 

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from stackmedic.jobs import config as jc
+from stackmedic.jobs.cli import SUBCOMMANDS, build_parser
 
-from common.config import ConfigError
-from jobs import config as jc
-from jobs import jenkins_dsl
-from jobs.cli import SUBCOMMANDS, build_parser
-from jobs.cron import CronError, describe, parse
+from deploy.jenkins import generate as jenkins_dsl
+from deploy.jenkins.cron import CronError, describe, parse
+from stackmedic.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = jenkins_dsl.load()
 
 
 def test_generated_casc_is_up_to_date():
-    assert jenkins_dsl.main(["--check"]) == 0, "run: python -m jobs.jenkins_dsl"
+    assert jenkins_dsl.main(["--check"]) == 0, "run: python -m deploy.jenkins.generate"
 
 
 def test_the_job_list_is_the_one_design_md_promises():
@@ -54,7 +54,7 @@ def test_choices_are_the_configured_databases_and_services():
 
 def test_every_command_exists_and_parses_for_every_choice():
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["stackmedic-job"] == "jobs.cli:main"
+    assert scripts["stackmedic-job"] == "stackmedic.jobs.cli:main"
     example = jc.load(REPO / "examples" / "jobs.yml")
     parser = build_parser()
     for job in SPEC.jobs.values():

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from jobs.errors import LOCKED, Locked
-from jobs.lock import DirLock
+from stackmedic.jobs.errors import LOCKED, Locked
+from stackmedic.jobs.lock import DirLock
 
 
 class FakeClock:

@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from jobs import manifest as mf
-from jobs.catalog import complete_backups, leftovers
+from stackmedic.jobs import manifest as mf
+from stackmedic.jobs.catalog import complete_backups, leftovers
 
 WHEN = datetime(2026, 11, 24, 9, 30, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-
-from jobs.prune import Candidate, plan, plan_safety
+from stackmedic.jobs.prune import Candidate, plan, plan_safety
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 

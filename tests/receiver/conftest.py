@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import waitress
 from flask import Flask
+from stackmedic.receiver.app import create_app
 
-from receiver.app import create_app
-from tests.jenkins_standin import JenkinsStandIn
+from harness.jenkins_standin import JenkinsStandIn
 from tests.receiver.helpers import JOB_PARAMS, TOKEN, receiver_config
 
 

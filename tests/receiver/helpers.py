@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from tests.jenkins_standin import JenkinsStandIn
+from harness.jenkins_standin import JenkinsStandIn
 
 TOKEN = "test-webhook-token"  # noqa: S105 - a throwaway test secret
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

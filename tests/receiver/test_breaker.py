@@ -7,11 +7,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from stackmedic.receiver import breaker
+from stackmedic.receiver.config import BreakerPolicy
 
-from receiver import breaker
-from receiver.config import BreakerPolicy
+from harness.services import wait_for
 from tests.receiver.helpers import AUTH, FakeClock, actions, alert, decisions, notification, settled
-from tests.services import wait_for
 
 POLICY = BreakerPolicy(cooldown=300, max_actions=3, window=3600, ineffective_after=900, max_ineffective=2)
 

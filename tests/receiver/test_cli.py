@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from stackmedic.receiver.cli import main
 
-from receiver.cli import main
+from harness.services import Process, free_port, wait_for
 from tests.receiver.helpers import alert, notification
-from tests.services import Process, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ def test_example_configuration_is_valid(monkeypatch, capsys):
 
 
 def test_example_rules_follow_the_design(monkeypatch):
-    from receiver.config import load
+    from stackmedic.receiver.config import load
 
     monkeypatch.setenv("STACKMEDIC_RECEIVER_TOKEN", "t")
     monkeypatch.setenv("STACKMEDIC_JENKINS_TOKEN", "j")

@@ -10,9 +10,9 @@ import pytest
 import requests
 import yaml
 
-from tests.jenkins_standin import JenkinsStandIn
+from harness.jenkins_standin import JenkinsStandIn
+from harness.services import Process, free_port, wait_for
 from tests.receiver.helpers import AUTH, TOKEN, alert, notification, receiver_config
-from tests.services import Process, free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import requests
+from stackmedic.receiver.jenkins import JenkinsClient, JenkinsRejected, JenkinsUnavailable, JenkinsUncertain
 
-from receiver.jenkins import JenkinsClient, JenkinsRejected, JenkinsUnavailable, JenkinsUncertain
-from tests.jenkins_standin import JenkinsStandIn
+from harness.jenkins_standin import JenkinsStandIn
+from harness.services import wait_for
 from tests.receiver.helpers import AUTH, actions, alert, notification, settled
-from tests.services import wait_for
 
 
 def post(app, body):
@@ -209,7 +209,7 @@ def test_failed_build_result_is_recorded(make_app, standin):
 
 
 def test_stand_in_runs_a_real_command(tmp_path):
-    from tests.jenkins_standin import command_runner
+    from harness.jenkins_standin import command_runner
 
     marker = tmp_path / "ran"
     jenkins = JenkinsStandIn(

@@ -13,10 +13,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from stackmedic.receiver.views import openapi_document
 
-from receiver.views import openapi_document
+from harness.services import wait_for
 from tests.receiver.helpers import AUTH, TOKEN, actions
-from tests.services import wait_for
 
 ALLOWED = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 HOSTILE = [

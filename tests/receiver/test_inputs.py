@@ -7,12 +7,12 @@ import json
 
 import pytest
 import requests
+from stackmedic.receiver import payload
+from stackmedic.receiver.config import RuleConfig
+from stackmedic.receiver.rules import ParamRejected, Rule
 
-from receiver import payload
-from receiver.config import RuleConfig
-from receiver.rules import ParamRejected, Rule
+from harness.services import wait_for
 from tests.receiver.helpers import AUTH, TOKEN, actions, alert, notification
-from tests.services import wait_for
 
 
 def basic(user: str, password: str) -> dict[str, str]:

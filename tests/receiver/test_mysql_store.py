@@ -9,8 +9,8 @@ import uuid
 import pytest
 import requests
 
+from harness.services import MariaDB, wait_for
 from tests.receiver.helpers import AUTH, FakeClock, actions, alert, decisions, notification, settled
-from tests.services import MariaDB, wait_for
 
 pytestmark = pytest.mark.services
 

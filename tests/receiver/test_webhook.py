@@ -7,8 +7,8 @@ import threading
 
 import requests
 
+from harness.services import wait_for
 from tests.receiver.helpers import AUTH, FakeClock, actions, alert, decisions, notification, settled
-from tests.services import wait_for
 
 
 def post(app, body, headers=AUTH):

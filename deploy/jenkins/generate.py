@@ -1,6 +1,6 @@
 """Generate deploy/jenkins/casc.yaml (JCasC + Job DSL) from deploy/jenkins/jobs.yaml.
 
-    python -m jobs.jenkins_dsl [--source jobs.yaml] [--output casc.yaml] [--check]
+    python -m deploy.jenkins.generate [--source jobs.yaml] [--output casc.yaml] [--check]
 
 Each job becomes a `pipelineJob` with its choice parameters (`choiceParam`), no concurrent
 builds (`disableConcurrentBuilds`), its cron trigger, and a sandboxed pipeline that checks
@@ -21,12 +21,12 @@ from typing import Any
 
 import voluptuous as vol
 import yaml
+from stackmedic.jobs.config import NAME_RE
 
-from common.config import ConfigError, load_config
-from jobs.config import NAME_RE
-from jobs.cron import CronError, describe
+from deploy.jenkins.cron import CronError, describe
+from stackmedic.config import ConfigError, load_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "deploy" / "jenkins" / "jobs.yaml"
 OUTPUT = REPO / "deploy" / "jenkins" / "casc.yaml"
 JOB_NAME_RE = re.compile(r"^stackmedic-[a-z0-9-]{1,60}$")
@@ -35,7 +35,7 @@ PLAIN_ARG_RE = re.compile(r"^[A-Za-z0-9_./=:-]+$")
 STRING_PARAM_HELP = (
     "recorded with the build for whoever triggered it (stackmedic-receiver); never used by the job"
 )
-HEADER = "# GENERATED from deploy/jenkins/jobs.yaml by `python -m jobs.jenkins_dsl`: do not edit.\n"
+HEADER = "# GENERATED from deploy/jenkins/jobs.yaml by `python -m deploy.jenkins.generate`: do not edit.\n"
 
 
 def _cron(value: Any) -> str:
@@ -267,7 +267,9 @@ def render(spec: JobsFile) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write (or with --check, compare) the generated casc.yaml."""
-    parser = argparse.ArgumentParser(prog="python -m jobs.jenkins_dsl", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.jenkins.generate", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--source", type=Path, default=SOURCE)
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--check", action="store_true", help="exit 1 if the output is not up to date")
@@ -281,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
     if args.check:
         if current != text:
-            sys.stderr.write(f"{args.output} is out of date: run python -m jobs.jenkins_dsl\n")
+            sys.stderr.write(f"{args.output} is out of date: run python -m deploy.jenkins.generate\n")
             return 1
         return 0
     if current != text:
