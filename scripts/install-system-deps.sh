@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real services the tests run (MariaDB, Docker engine, Prometheus,
-# Alertmanager, busybox for a local image) and the benchmark peers, when missing.
+# Alertmanager, busybox for a local image, Chromium for the page tests) and the benchmark peers, when missing.
 # Debian/Ubuntu only; starts nothing (the test suite starts what it needs).
 set -euo pipefail
 
@@ -19,6 +19,7 @@ check prometheus-blackbox-exporter prometheus-blackbox-exporter
 check prometheus-process-exporter prometheus-process-exporter
 check prometheus-mysqld-exporter prometheus-mysqld-exporter
 check webhook webhook
+check chromium chromium  # the receiver's page tests (harness/browser.py)
 [ -x /bin/busybox ] || need+=(busybox-static)
 
 if [ ${#need[@]} -eq 0 ]; then

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.browser import Chromium
 from harness.services import Alertmanager, DockerEngine, MariaDB, Prometheus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,3 +79,11 @@ def alertmanager_factory(tmp_path: Path) -> Iterator[Callable[..., Alertmanager]
     yield make
     for am in started:
         am.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    """One headless Chromium for the run (harness/browser.py); tests open their own pages."""
+    browser = Chromium(tmp_path_factory.mktemp("chromium")).start()
+    yield browser
+    browser.stop()

@@ -48,3 +48,38 @@ def test_alertmanager_accepts_and_lists_an_alert(alertmanager_factory):
     assert r.status_code == 200
     alerts = wait_for(am.alerts, 10, "the alert to be listed")
     assert alerts[0]["labels"]["alertname"] == "Smoke"
+
+
+def test_chromium_runs_a_page_script_and_reports_its_errors(chromium, tmp_path):
+    import http.server
+    import threading
+
+    (tmp_path / "index.html").write_text(
+        '<!doctype html><meta name="viewport" content="width=device-width"><title>t</title><p id="out">static</p><script src="app.js"></script>'
+    )
+    (tmp_path / "app.js").write_text(
+        "document.getElementById('out').textContent = 'from script ' + window.innerWidth;\n"
+        "setTimeout(() => { throw new Error('boom on purpose'); }, 10);\n"
+    )
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    page = chromium.page(width=390, height=800, mobile=True)
+    try:
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+        assert page.wait("document.getElementById('out').textContent.startsWith('from')") is True
+        assert page.text("#out") == "from script 390"
+        wait_for(lambda: page.errors, 10, "the thrown error to be reported")
+        assert "boom on purpose" in page.errors[0]
+        shot = page.screenshot(tmp_path / "shot.png")
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        page.close()
+        server.shutdown()
