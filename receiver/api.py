@@ -19,8 +19,8 @@ from werkzeug.exceptions import BadRequest, NotFound
 from stackmedic.config import duration
 
 from . import breaker, payload, views
-from .app import current
 from .auth import CHALLENGES, authorized
+from .context import current
 from .store import StoreError
 
 log = logging.getLogger(__name__)

@@ -3,65 +3,36 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import requests
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, jsonify, request
 from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
 from . import config as config_mod
+from .api import bp as api_bp
 from .config import Config
+from .context import EXTENSION, Services
 from .dispatcher import Dispatcher
 from .intake import Intake
 from .jenkins import JenkinsClient
 from .metrics import ReceiverMetrics, StateCollector
 from .notify import Notifier
-from .rules import Rule, compile_rules
-from .store import SqlStore, open_store
+from .rules import compile_rules
+from .store import open_store
+from .web import bp as web_bp
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """What the request handlers use; `current()` finds them on the running app."""
-
-    config: Config
-    store: SqlStore
-    rules: list[Rule]
-    metrics: ReceiverMetrics
-    registry: CollectorRegistry
-    intake: Intake
-    notifier: Notifier
-    dispatcher: Dispatcher | None
-    clock: Callable[[], float]
-
-    @property
-    def dry_run(self) -> bool:
-        return self.dispatcher is None
-
-    def close(self) -> None:
-        """Stop the dispatcher and close the store (tests, shutdown)."""
-        if self.dispatcher:
-            self.dispatcher.stop()
-        self.notifier.join()
-        self.store.close()
-
-
-def current() -> Services:
-    return current_app.extensions["stackmedic"]
 
 
 def _config(test_config: Config | Mapping[str, Any] | None) -> Config:
     if isinstance(test_config, Config):
         return test_config
     if test_config is None:
-        import secrets
-
         return config_mod.unconfigured(secrets.token_urlsafe(24))
     return config_mod.build(dict(test_config))
 
@@ -140,11 +111,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     services = _build_services(config, clock, session)
-    app.extensions["stackmedic"] = services
-
-    from .api import bp as api_bp
-    from .web import bp as web_bp
-
+    app.extensions[EXTENSION] = services
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)
     app.register_error_handler(HTTPException, _error)

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, render_template
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import views
-from .app import current
+from .context import current
 from .store import StoreError
 
 bp = Blueprint("web", __name__)
