@@ -51,7 +51,9 @@ def require_auth(view: Callable) -> Callable:
     return wrapped
 
 
-def _unavailable(exc: StoreError):
+@bp.errorhandler(StoreError)
+def unavailable(exc: StoreError):
+    """Any API request the store could not serve: 503, so Alertmanager sends the webhook again."""
     current().metrics.store_errors.inc()
     log.error("store unavailable: %s", exc)
     return jsonify({"error": "store unavailable; send again"}), 503
@@ -68,10 +70,7 @@ def alerts():
     except payload.PayloadError as exc:
         log.warning("invalid webhook payload: %s", exc)
         return jsonify(exc.as_json()), 400
-    try:
-        outcome = s.intake.handle(notification)
-    except StoreError as exc:
-        return _unavailable(exc)
+    outcome = s.intake.handle(notification)
     answer: dict[str, Any] = {"alerts": len(notification.alerts), "decisions": dict(outcome.decisions)}
     if outcome.rejected:
         return jsonify(
@@ -95,10 +94,7 @@ def actions():
     limit = _int_arg("limit", 100, 1, 1000)
     before = _int_arg("before", None, 1, MAX_ID)
     filters = {k: request.args[k] for k in FILTERS if k in request.args}
-    try:
-        rows = current().store.atomic(lambda tx: tx.list_actions(limit, before, filters))
-    except StoreError as exc:
-        return _unavailable(exc)
+    rows = current().store.atomic(lambda tx: tx.list_actions(limit, before, filters))
     return jsonify({"actions": [views.action(r) for r in rows]})
 
 
@@ -106,10 +102,7 @@ def actions():
 def action(action_id: int):
     if action_id > MAX_ID:
         raise NotFound(f"no action {action_id}")
-    try:
-        row = current().store.atomic(lambda tx: tx.action(action_id))
-    except StoreError as exc:
-        return _unavailable(exc)
+    row = current().store.atomic(lambda tx: tx.action(action_id))
     if row is None:
         raise NotFound(f"no action {action_id}")
     return jsonify(views.action(row))
@@ -117,10 +110,7 @@ def action(action_id: int):
 
 @bp.get("/breakers")
 def breakers():
-    try:
-        rows = current().store.atomic(lambda tx: tx.list_breakers())
-    except StoreError as exc:
-        return _unavailable(exc)
+    rows = current().store.atomic(lambda tx: tx.list_breakers())
     return jsonify({"breakers": [views.breaker(r) for r in rows]})
 
 
@@ -137,10 +127,7 @@ def reset_breaker(key: str):
             tx.save_breaker(row)
         return row
 
-    try:
-        row = s.store.atomic(reset)
-    except StoreError as exc:
-        return _unavailable(exc)
+    row = s.store.atomic(reset)
     if row is None:
         raise NotFound(f"no breaker {key!r}")
     log.warning("breaker reset by the API key=%s", key)
@@ -164,10 +151,7 @@ def _target(data: dict[str, Any]) -> str:
 @bp.get("/pauses")
 def pauses():
     s = current()
-    try:
-        rows = s.store.atomic(lambda tx: tx.list_pauses(s.clock()))
-    except StoreError as exc:
-        return _unavailable(exc)
+    rows = s.store.atomic(lambda tx: tx.list_pauses(s.clock()))
     return jsonify({"pauses": [views.pause(r) for r in rows]})
 
 
@@ -196,10 +180,7 @@ def pause():
     if not isinstance(reason, str) or len(reason) > 1000:
         raise BadRequest("reason: expected a string of at most 1000 characters")
     now = s.clock()
-    try:
-        s.store.atomic(lambda tx: tx.set_pause(target, now + seconds, reason, now))
-    except StoreError as exc:
-        return _unavailable(exc)
+    s.store.atomic(lambda tx: tx.set_pause(target, now + seconds, reason, now))
     log.warning("paused target=%s for %.0fs reason=%r", target, seconds, reason)
     return jsonify(
         views.pause({"target": target, "expires_at": now + seconds, "reason": reason, "created_at": now})
@@ -211,10 +192,7 @@ def pause():
 def resume():
     s = current()
     target = _target(_body())
-    try:
-        removed = s.store.atomic(lambda tx: tx.delete_pause(target))
-    except StoreError as exc:
-        return _unavailable(exc)
+    removed = s.store.atomic(lambda tx: tx.delete_pause(target))
     log.warning("resumed target=%s", target)
     return jsonify({"target": target, "resumed": removed})
 
