@@ -20,9 +20,29 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from prometheus_client.core import Metric
 
 from .checks.base import Check
-from .metrics import CHECK_REASONS, Samples, families
+from .metrics import MetricSpec, Samples, families, merge_specs
 
 log = logging.getLogger(__name__)
+
+CHECK_REASONS = ("timeout", "error", "still_running")
+
+BUILD_INFO = MetricSpec(
+    "build_info", "gauge", "Build information of stackmedic-exporter; always 1.", ("version",)
+)
+CHECK_SUCCESS = MetricSpec(
+    "check_success", "gauge", "1 when the check ran to completion (even if its target is down).", ("check",)
+)
+CHECK_DURATION = MetricSpec(
+    "check_duration_seconds", "gauge", "Time the check took in this scrape.", ("check",)
+)
+CHECK_FAILURE_REASON = MetricSpec(
+    "check_failure_reason",
+    "gauge",
+    "1 for the reason a check did not complete (timeout, error, still_running), 0 for the others.",
+    ("check", "reason"),
+)
+# what the runner itself fills, around every check's own metrics
+RUNNER_METRICS = (BUILD_INFO, CHECK_SUCCESS, CHECK_DURATION, CHECK_FAILURE_REASON)
 
 
 class ScrapeRunner:
@@ -37,6 +57,8 @@ class ScrapeRunner:
         grace: float = 0.25,
     ):
         self.checks = list(checks)
+        # the order of the exposition; two checks declaring one name differently raise here
+        self.metrics = merge_specs([RUNNER_METRICS, *(c.metrics for c in self.checks)])
         # A check's own I/O may run `grace` past the collector's deadline, so that a hung
         # target is always reported the same way: check_success 0, reason timeout.
         self.grace = grace
@@ -50,8 +72,8 @@ class ScrapeRunner:
     def scrape(self, budget: float) -> list[Samples]:
         """Run every check once within `budget` seconds; return their samples."""
         start = self.clock()
-        head = Samples()
-        head.add("build_info", 1, self.version)
+        head = Samples(RUNNER_METRICS)
+        head.add(BUILD_INFO, 1, self.version)
         pending: list[tuple[float, Check, Future, float, bool]] = []
         for check in self.checks:
             deadline = start + max(0.0, min(check.timeout, budget))
@@ -72,7 +94,7 @@ class ScrapeRunner:
 
     def collect(self, budget: float) -> Iterator[Metric]:
         """Metric families of one scrape."""
-        return families(self.scrape(budget))
+        return families(self.metrics, self.scrape(budget))
 
     def close(self) -> None:
         """Stop the pool without waiting for hung checks, and close the checks."""
@@ -83,7 +105,7 @@ class ScrapeRunner:
     def _run(self, check: Check, deadline: float) -> tuple[Samples, float]:
         began = self.clock()
         try:
-            out = Samples()
+            out = check.samples()
             check.run(out, deadline + self.grace)
             return out, self.clock() - began
         finally:
@@ -105,23 +127,25 @@ class ScrapeRunner:
             self._log_failure(label, f"error={type(exc).__name__}: {exc}", exc)
         else:
             self._log_recovery(label)
-            result = Samples()  # the run's samples may be shared by overlapping scrapes
+            result = Samples(RUNNER_METRICS)  # the run's samples may be shared by overlapping scrapes
             result.extend(out)
-            result.add("check_success", 1, label)
-            result.add("check_duration_seconds", elapsed, label)
+            result.add(CHECK_SUCCESS, 1, label)
+            result.add(CHECK_DURATION, elapsed, label)
             for r in CHECK_REASONS:
-                result.add("check_failure_reason", 0, label, r)
+                result.add(CHECK_FAILURE_REASON, 0, label, r)
             return result
         if reason != "error":
             self._log_failure(label, f"reason={reason}")
         elapsed = max(0.0, self.clock() - began)
-        out = Samples()
+        out = check.samples()
         check.blank(out, reason, elapsed)
-        out.add("check_success", 0, label)
-        out.add("check_duration_seconds", elapsed, label)
+        result = Samples(RUNNER_METRICS)
+        result.extend(out)
+        result.add(CHECK_SUCCESS, 0, label)
+        result.add(CHECK_DURATION, elapsed, label)
         for r in CHECK_REASONS:
-            out.add("check_failure_reason", 1 if r == reason else 0, label, r)
-        return out
+            result.add(CHECK_FAILURE_REASON, 1 if r == reason else 0, label, r)
+        return result
 
     def _log_failure(self, label: str, detail: str, exc: Exception | None = None) -> None:
         # once per change, not once per scrape: a hung target would flood the log

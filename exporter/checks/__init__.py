@@ -6,81 +6,44 @@ megabytes of memory that a machine without Docker or MySQL should not pay.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 
+from ..metrics import MetricSpec, merge_specs
 from .base import Check
 
-
-def _system(section: dict) -> list[Check]:
-    from .system import SystemCheck
-
-    return [SystemCheck(section["filesystems"], section["timeout"])]
-
-
-def _processes(section: dict) -> list[Check]:
-    from .processes import Group, ProcessesCheck
-
-    return [ProcessesCheck([Group.from_config(g) for g in section["groups"]], section["timeout"])]
-
-
-def _ports(section: dict) -> list[Check]:
-    from .ports import PortsCheck, PortTarget
-
-    targets = [PortTarget.from_config(t) for t in section["targets"]]
-    return [PortsCheck(targets, section["discover"], section["timeout"])]
-
-
-def _http(section: list) -> list[Check]:
-    from .http_check import HttpCheck, HttpTarget
-
-    return [HttpCheck(HttpTarget.from_config(t)) for t in section]
-
-
-def _mysql(section: list) -> list[Check]:
-    from .mysql_check import MysqlCheck, MysqlServer
-
-    return [MysqlCheck(MysqlServer.from_config(s)) for s in section]
-
-
-def _containers(section: dict) -> list[Check]:
-    from .containers import ContainersCheck, Service
-
-    services = [Service.from_config(s) for s in section["services"]]
-    return [ContainersCheck(services, section["docker_url"], section["timeout"])]
-
-
-def _docker_space(section: dict) -> list[Check]:
-    from .docker_space import DockerSpaceCheck
-
-    return [DockerSpaceCheck(section["docker_url"], section["refresh_interval"], section["timeout"])]
-
-
-def _backups(section: dict) -> list[Check]:
-    from .backups import BackupsCheck
-
-    return [BackupsCheck(section["directory"], section.get("databases"), section["timeout"])]
-
-
-# config section -> builder, in the order checks are listed
-KINDS: dict[str, Callable[..., list[Check]]] = {
-    "system": _system,
-    "processes": _processes,
-    "ports": _ports,
-    "containers": _containers,
-    "docker_space": _docker_space,
-    "http": _http,
-    "mysql": _mysql,
-    "backups": _backups,
+# config section -> (module, check class), in the order checks are listed
+KINDS: dict[str, tuple[str, str]] = {
+    "system": ("system", "SystemCheck"),
+    "processes": ("processes", "ProcessesCheck"),
+    "ports": ("ports", "PortsCheck"),
+    "containers": ("containers", "ContainersCheck"),
+    "docker_space": ("docker_space", "DockerSpaceCheck"),
+    "http": ("http_check", "HttpCheck"),
+    "mysql": ("mysql_check", "MysqlCheck"),
+    "backups": ("backups", "BackupsCheck"),
 }
+
+
+def check_class(kind: str) -> type[Check]:
+    """The class of a check kind, its module imported now."""
+    module, name = KINDS[kind]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 def build_checks(config: dict) -> list[Check]:
     """Every check the configuration turns on."""
     checks: list[Check] = []
-    for section, build in KINDS.items():
-        if config.get(section) is not None:
-            checks.extend(build(config[section]))
+    for kind in KINDS:
+        if config.get(kind) is not None:
+            checks.extend(check_class(kind).from_section(config[kind]))
     return checks
 
 
-__all__ = ["KINDS", "Check", "build_checks"]
+def declared_metrics() -> list[MetricSpec]:
+    """Every metric any check kind can fill (imports every kind: for tests and docs)."""
+    from ..collector import RUNNER_METRICS
+
+    return merge_specs([RUNNER_METRICS, *(check_class(kind).metrics for kind in KINDS)])
+
+
+__all__ = ["KINDS", "Check", "build_checks", "check_class", "declared_metrics"]

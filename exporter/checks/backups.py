@@ -21,12 +21,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ..metrics import Samples
+from ..metrics import MetricSpec, Samples
 from .base import Check
 
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = ".sql.gz.json"
+
+NEWEST = MetricSpec(
+    "backup_newest_timestamp_seconds",
+    "gauge",
+    "Creation time of the newest complete backup, 0 when none.",
+    ("database",),
+)
+NEWEST_VERIFIED = MetricSpec(
+    "backup_newest_verified_timestamp_seconds",
+    "gauge",
+    "Creation time of the newest backup verified OK, 0 when none verified.",
+    ("database",),
+)
+COMPLETE = MetricSpec("backups_complete", "gauge", "Complete backups (those with a manifest).", ("database",))
+NEWEST_SIZE = MetricSpec(
+    "backup_newest_size_bytes", "gauge", "Size of the newest complete backup, 0 when none.", ("database",)
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,7 @@ class BackupsCheck(Check):
     """Count, newest, newest verified and newest size of each database's backups."""
 
     kind = "backups"
+    metrics = (NEWEST, NEWEST_VERIFIED, COMPLETE, NEWEST_SIZE)
 
     def __init__(self, directory: str, databases: Sequence[str] | None = None, timeout: float = 5.0):
         super().__init__("backups", timeout)
@@ -65,6 +83,10 @@ class BackupsCheck(Check):
         self.databases = list(databases) if databases is not None else None
         self._cache: dict[str, tuple[tuple[int, int], Backup | None]] = {}
         self._known: list[str] = list(self.databases or [])
+
+    @classmethod
+    def from_section(cls, section: dict) -> list[Check]:
+        return [cls(section["directory"], section.get("databases"), section["timeout"])]
 
     def _database_names(self) -> list[str]:
         if self.databases is not None:
@@ -85,10 +107,10 @@ class BackupsCheck(Check):
             backups = self._backups(db, live)
             newest = max(backups, key=lambda b: b.created, default=None)
             verified = [b.created for b in backups if b.verified_ok]
-            out.add("backups_complete", len(backups), db)
-            out.add("backup_newest_timestamp_seconds", newest.created if newest else 0, db)
-            out.add("backup_newest_verified_timestamp_seconds", max(verified, default=0), db)
-            out.add("backup_newest_size_bytes", newest.size if newest else 0, db)
+            out.add(COMPLETE, len(backups), db)
+            out.add(NEWEST, newest.created if newest else 0, db)
+            out.add(NEWEST_VERIFIED, max(verified, default=0), db)
+            out.add(NEWEST_SIZE, newest.size if newest else 0, db)
         self._cache = {k: v for k, v in self._cache.items() if k in live}
 
     def _backups(self, db: str, live: set[str]) -> list[Backup]:
@@ -126,7 +148,7 @@ class BackupsCheck(Check):
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
         for db in self.databases if self.databases is not None else self._known:
-            out.add("backups_complete", 0, db)
-            out.add("backup_newest_timestamp_seconds", 0, db)
-            out.add("backup_newest_verified_timestamp_seconds", 0, db)
-            out.add("backup_newest_size_bytes", 0, db)
+            out.add(COMPLETE, 0, db)
+            out.add(NEWEST, 0, db)
+            out.add(NEWEST_VERIFIED, 0, db)
+            out.add(NEWEST_SIZE, 0, db)

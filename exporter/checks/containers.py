@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..metrics import CONTAINER_HEALTH, CONTAINER_STATES, Samples
+from ..metrics import MetricSpec, Samples
 from .base import Check
 from .docker_api import docker_client
 
@@ -28,6 +28,26 @@ log = logging.getLogger(__name__)
 
 SERVICE_LABEL = "com.docker.compose.service"
 PROJECT_LABEL = "com.docker.compose.project"
+CONTAINER_STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
+CONTAINER_HEALTH = ("healthy", "unhealthy", "starting", "none")
+
+DOCKER_UP = MetricSpec("docker_up", "gauge", "1 when the Docker engine answered the container list call.")
+RUNNING = MetricSpec("container_running", "gauge", "Running containers of the service.", ("compose_service",))
+EXPECTED = MetricSpec(
+    "container_expected", "gauge", "Configured minimum of running containers.", ("compose_service",)
+)
+STATE = MetricSpec(
+    "container_state", "gauge", "Containers of the service per state.", ("compose_service", "state")
+)
+HEALTH = MetricSpec(
+    "container_health", "gauge", "Containers of the service per health status.", ("compose_service", "health")
+)
+RESTARTS = MetricSpec(
+    "container_restarts",
+    "gauge",
+    "Docker's RestartCount summed over the service's containers.",
+    ("compose_service",),
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,7 @@ class ContainersCheck(Check):
     """Containers of the configured services, from one list call."""
 
     kind = "containers"
+    metrics = (DOCKER_UP, RUNNING, EXPECTED, STATE, HEALTH, RESTARTS)
 
     def __init__(
         self,
@@ -78,6 +99,11 @@ class ContainersCheck(Check):
         self._inspected: dict[tuple[str, str], tuple[str, str, int]] = {}
         self._seen: set[tuple[str, str]] = set()
 
+    @classmethod
+    def from_section(cls, section: dict) -> list[Check]:
+        services = [Service.from_config(s) for s in section["services"]]
+        return [cls(services, section["docker_url"], section["timeout"])]
+
     def _api(self) -> Any:
         if self._client is None:
             self._client = self._client_factory(self.docker_url, self.timeout)
@@ -93,7 +119,7 @@ class ContainersCheck(Check):
             return
         self._log_state(True)
         self._seen = set()
-        out.add("docker_up", 1)
+        out.add(DOCKER_UP, 1)
         for service in self.services:
             states = dict.fromkeys(CONTAINER_STATES, 0)
             health = dict.fromkeys(CONTAINER_HEALTH, 0)
@@ -130,16 +156,16 @@ class ContainersCheck(Check):
 
     def _emit(self, out: Samples, service: Service, states: dict, health: dict, restarts: int) -> None:
         name = service.name
-        out.add("container_running", states.get("running", 0), name)
-        out.add("container_expected", service.expected, name)
+        out.add(RUNNING, states.get("running", 0), name)
+        out.add(EXPECTED, service.expected, name)
         for state in CONTAINER_STATES:
-            out.add("container_state", states.get(state, 0), name, state)
+            out.add(STATE, states.get(state, 0), name, state)
         for status in CONTAINER_HEALTH:
-            out.add("container_health", health.get(status, 0), name, status)
-        out.add("container_restarts", restarts, name)
+            out.add(HEALTH, health.get(status, 0), name, status)
+        out.add(RESTARTS, restarts, name)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
-        out.add("docker_up", 0)
+        out.add(DOCKER_UP, 0)
         for service in self.services:
             self._emit(out, service, {}, {}, 0)
 

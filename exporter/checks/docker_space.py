@@ -18,11 +18,27 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..metrics import Samples
+from ..metrics import MetricSpec, Samples
 from .base import Check
 from .docker_api import docker_client
 
 log = logging.getLogger(__name__)
+
+VOLUMES = MetricSpec(
+    "docker_volumes_bytes",
+    "gauge",
+    "Bytes used by Docker volumes (docker system df, cached; see refresh timestamp).",
+)
+IMAGES = MetricSpec(
+    "docker_images_bytes",
+    "gauge",
+    "Bytes used by Docker images (docker system df, cached; see refresh timestamp).",
+)
+REFRESHED = MetricSpec(
+    "docker_space_refresh_timestamp_seconds",
+    "gauge",
+    "When the cached docker system df was last filled, 0 never.",
+)
 
 
 def space_of(df: dict) -> tuple[int, int]:
@@ -43,6 +59,7 @@ class DockerSpaceCheck(Check):
     """Cached bytes used by images and volumes."""
 
     kind = "docker_space"
+    metrics = (VOLUMES, IMAGES, REFRESHED)
 
     def __init__(
         self,
@@ -63,6 +80,10 @@ class DockerSpaceCheck(Check):
         self._cache = (0, 0, 0.0)  # images, volumes, when
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_section(cls, section: dict) -> list[Check]:
+        return [cls(section["docker_url"], section["refresh_interval"], section["timeout"])]
 
     def refresh(self) -> bool:
         """Fill the cache now; True when it worked."""
@@ -92,9 +113,9 @@ class DockerSpaceCheck(Check):
     def run(self, out: Samples, deadline: float) -> None:
         with self._lock:
             images, volumes, when = self._cache
-        out.add("docker_images_bytes", images)
-        out.add("docker_volumes_bytes", volumes)
-        out.add("docker_space_refresh_timestamp_seconds", when)
+        out.add(IMAGES, images)
+        out.add(VOLUMES, volumes)
+        out.add(REFRESHED, when)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
         self.run(out, 0.0)

@@ -28,12 +28,25 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from ..metrics import HTTP_REASONS, Samples
+from ..metrics import MetricSpec, Samples
 from .base import Check
 
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 10
+HTTP_REASONS = ("timeout", "connect", "tls", "status", "keyword", "body_too_large", "error")
+
+UP = MetricSpec("http_up", "gauge", "1 when the status is allowed and the body matches.", ("target",))
+STATUS_CODE = MetricSpec(
+    "http_status_code", "gauge", "HTTP status of the last response, 0 when none.", ("target",)
+)
+DURATION = MetricSpec("http_duration_seconds", "gauge", "Time of the HTTP check, body included.", ("target",))
+FAILURE_REASON = MetricSpec(
+    "http_failure_reason",
+    "gauge",
+    "1 for the reason the HTTP check failed, 0 for the others.",
+    ("target", "reason"),
+)
 
 
 class Failed(Exception):
@@ -105,6 +118,7 @@ class HttpCheck(Check):
     """GET one URL; up when the status is allowed and the body matches."""
 
     kind = "http"
+    metrics = (UP, STATUS_CODE, DURATION, FAILURE_REASON)
 
     def __init__(
         self,
@@ -118,6 +132,10 @@ class HttpCheck(Check):
         self._pool = pool_factory(target)
         if not target.tls_verify:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    @classmethod
+    def from_section(cls, section: list) -> list[Check]:
+        return [cls(HttpTarget.from_config(t)) for t in section]
 
     def run(self, out: Samples, deadline: float) -> None:
         start = self.clock()
@@ -203,11 +221,11 @@ class HttpCheck(Check):
 
     def _emit(self, out: Samples, status: int, reason: str, elapsed: float) -> None:
         name = self.name
-        out.add("http_up", 0 if reason else 1, name)
-        out.add("http_status_code", status, name)
-        out.add("http_duration_seconds", elapsed, name)
+        out.add(UP, 0 if reason else 1, name)
+        out.add(STATUS_CODE, status, name)
+        out.add(DURATION, elapsed, name)
         for r in HTTP_REASONS:
-            out.add("http_failure_reason", 1 if r == reason else 0, name, r)
+            out.add(FAILURE_REASON, 1 if r == reason else 0, name, r)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
         # still running means the target is still hanging from an earlier scrape

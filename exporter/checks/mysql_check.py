@@ -20,10 +20,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..metrics import Samples
+from ..metrics import MetricSpec, Samples
 from .base import Check
 
 log = logging.getLogger(__name__)
+
+UP = MetricSpec(
+    "mysql_up", "gauge", "1 when the MySQL/MariaDB server accepted a connection and answered.", ("server",)
+)
+TABLE_PRESENT = MetricSpec(
+    "mysql_table_present",
+    "gauge",
+    "1 when the table exists (and is visible to the user).",
+    ("server", "database", "table"),
+)
+TABLE_HAS_ROWS = MetricSpec(
+    "mysql_table_has_rows",
+    "gauge",
+    "1 when SELECT EXISTS(SELECT 1 FROM table) is true.",
+    ("server", "database", "table"),
+)
+QUERY_SUCCESS = MetricSpec(
+    "mysql_query_success", "gauge", "1 when the configured query returned a row.", ("server", "query")
+)
+QUERY_DURATION = MetricSpec(
+    "mysql_query_duration_seconds",
+    "gauge",
+    "Time of the table and query checks after connecting.",
+    ("server",),
+)
 
 
 @dataclass
@@ -78,6 +103,7 @@ class MysqlCheck(Check):
     """One connection per scrape: tables, then queries."""
 
     kind = "mysql"
+    metrics = (UP, TABLE_PRESENT, TABLE_HAS_ROWS, QUERY_SUCCESS, QUERY_DURATION)
 
     def __init__(
         self,
@@ -91,6 +117,10 @@ class MysqlCheck(Check):
         self.clock = clock
         self._was_up: bool | None = None
         self._tls = server.tls_options()
+
+    @classmethod
+    def from_section(cls, section: list) -> list[Check]:
+        return [cls(MysqlServer.from_config(s)) for s in section]
 
     def _items(self) -> list[tuple[str, str]]:
         return [(db, t) for db, tables in self.server.tables.items() for t in tables]
@@ -183,13 +213,13 @@ class MysqlCheck(Check):
 
     def _emit(self, out: Samples, up: int, present: set, has_rows: set, succeeded: set, took: float) -> None:
         name = self.name
-        out.add("mysql_up", up, name)
+        out.add(UP, up, name)
         for db, table in self._items():
-            out.add("mysql_table_present", 1 if (db, table) in present else 0, name, db, table)
-            out.add("mysql_table_has_rows", 1 if (db, table) in has_rows else 0, name, db, table)
+            out.add(TABLE_PRESENT, 1 if (db, table) in present else 0, name, db, table)
+            out.add(TABLE_HAS_ROWS, 1 if (db, table) in has_rows else 0, name, db, table)
         for q in self.server.queries:
-            out.add("mysql_query_success", 1 if q["name"] in succeeded else 0, name, q["name"])
-        out.add("mysql_query_duration_seconds", took, name)
+            out.add(QUERY_SUCCESS, 1 if q["name"] in succeeded else 0, name, q["name"])
+        out.add(QUERY_DURATION, took, name)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
         self._emit(out, 0, set(), set(), set(), 0.0)

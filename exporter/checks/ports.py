@@ -22,12 +22,28 @@ from dataclasses import dataclass
 
 import psutil
 
-from ..metrics import Samples
+from ..metrics import MetricSpec, Samples
 from .base import Check
 from .listeners import UNKNOWN, Listener, ListenerTable
 
 NONE = "none"  # nothing listens on a local port
 DISCOVERED = "discovered"
+
+PORT_OPEN = MetricSpec(
+    "tcp_port_open", "gauge", "1 when a TCP connect to the port succeeded.", ("name", "port")
+)
+LISTENER_INFO = MetricSpec(
+    "tcp_port_listener_info",
+    "gauge",
+    "The program listening on the port (unknown when not visible, none when nothing listens); always 1.",
+    ("name", "port", "program"),
+)
+EXPECTED_PROGRAM = MetricSpec(
+    "tcp_port_expected_program",
+    "gauge",
+    "1 when the listener is the configured program (1 when none is configured).",
+    ("name", "port"),
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +107,7 @@ class PortsCheck(Check):
     """Configured ports, plus (with discover) every listening port of this machine."""
 
     kind = "ports"
+    metrics = (PORT_OPEN, LISTENER_INFO, EXPECTED_PROGRAM)
 
     def __init__(
         self,
@@ -104,6 +121,11 @@ class PortsCheck(Check):
         self.discover = discover
         self.table = table or ListenerTable()
         self._local: set[str] | None = None
+
+    @classmethod
+    def from_section(cls, section: dict) -> list[Check]:
+        targets = [PortTarget.from_config(t) for t in section["targets"]]
+        return [cls(targets, section["discover"], section["timeout"])]
 
     def _is_local(self, host: str) -> bool:
         try:
@@ -122,18 +144,18 @@ class PortsCheck(Check):
         for target, opened in zip(self.targets, is_open, strict=True):
             program = self._program(target, listeners, opened)
             port = str(target.port)
-            out.add("tcp_port_open", 1 if opened else 0, target.name, port)
-            out.add("tcp_port_listener_info", 1, target.name, port, program)
+            out.add(PORT_OPEN, 1 if opened else 0, target.name, port)
+            out.add(LISTENER_INFO, 1, target.name, port, program)
             expected = target.program is None or (
                 program not in (UNKNOWN, NONE) and target.program.fullmatch(program) is not None
             )
-            out.add("tcp_port_expected_program", 1 if expected else 0, target.name, port)
+            out.add(EXPECTED_PROGRAM, 1 if expected else 0, target.name, port)
         if self.discover:
             seen = {(str(t.port), t.name) for t in self.targets}
             for port, program in sorted({(str(x.port), x.program) for x in listeners}):
                 if (port, DISCOVERED) not in seen:
                     seen.add((port, DISCOVERED))
-                    out.add("tcp_port_listener_info", 1, DISCOVERED, port, program)
+                    out.add(LISTENER_INFO, 1, DISCOVERED, port, program)
 
     def _program(self, target: PortTarget, listeners: list[Listener], opened: bool) -> str:
         if not self._is_local(target.host):
@@ -148,6 +170,6 @@ class PortsCheck(Check):
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
         for target in self.targets:
             port = str(target.port)
-            out.add("tcp_port_open", 0, target.name, port)
-            out.add("tcp_port_listener_info", 1, target.name, port, UNKNOWN)
-            out.add("tcp_port_expected_program", 1 if target.program is None else 0, target.name, port)
+            out.add(PORT_OPEN, 0, target.name, port)
+            out.add(LISTENER_INFO, 1, target.name, port, UNKNOWN)
+            out.add(EXPECTED_PROGRAM, 1 if target.program is None else 0, target.name, port)

@@ -15,9 +15,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..metrics import Samples
+from ..metrics import MetricSpec, Samples
 from .base import Check
 from .proc_scan import ProcInfo, ProcScanner
+
+INSTANCES = MetricSpec("process_instances", "gauge", "Processes matching the group.", ("group",))
+RESIDENT_MEMORY = MetricSpec(
+    "process_resident_memory_bytes", "gauge", "Resident memory of the group's processes, summed.", ("group",)
+)
+CPU_SECONDS = MetricSpec(
+    "process_cpu_seconds",
+    "counter",
+    "User and system CPU time of the group's live processes, summed.",
+    ("group",),
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class ProcessesCheck(Check):
     """One pass over the process table for all groups."""
 
     kind = "processes"
+    metrics = (INSTANCES, RESIDENT_MEMORY, CPU_SECONDS)
 
     def __init__(self, groups: Sequence[Group], timeout: float = 5.0, scanner: ProcScanner | None = None):
         super().__init__("processes", timeout)
@@ -57,6 +69,10 @@ class ProcessesCheck(Check):
             need_cmdline=any(g.cmdline is not None for g in self.groups),
             need_exe=any(g.exe is not None for g in self.groups),
         )
+
+    @classmethod
+    def from_section(cls, section: dict) -> list[Check]:
+        return [cls([Group.from_config(g) for g in section["groups"]], section["timeout"])]
 
     def run(self, out: Samples, deadline: float) -> None:
         totals = {g.group: [0, 0, 0.0] for g in self.groups}
@@ -68,12 +84,12 @@ class ProcessesCheck(Check):
                     row[1] += proc.rss
                     row[2] += proc.cpu_seconds
         for group, (count, rss, cpu) in totals.items():
-            out.add("process_instances", count, group)
-            out.add("process_resident_memory_bytes", rss, group)
-            out.add("process_cpu_seconds", cpu, group)
+            out.add(INSTANCES, count, group)
+            out.add(RESIDENT_MEMORY, rss, group)
+            out.add(CPU_SECONDS, cpu, group)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
         for g in self.groups:
-            out.add("process_instances", 0, g.group)
-            out.add("process_resident_memory_bytes", 0, g.group)
-            out.add("process_cpu_seconds", 0, g.group)
+            out.add(INSTANCES, 0, g.group)
+            out.add(RESIDENT_MEMORY, 0, g.group)
+            out.add(CPU_SECONDS, 0, g.group)

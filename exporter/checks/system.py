@@ -17,8 +17,31 @@ from typing import Any
 
 import psutil
 
-from ..metrics import Samples
+from ..metrics import MetricSpec, Samples
 from .base import Check
+
+CPU_UTILIZATION = MetricSpec(
+    "cpu_utilization_ratio", "gauge", "Busy CPU time over all CPUs since the previous scrape, 0..1."
+)
+MEMORY_TOTAL = MetricSpec("memory_total_bytes", "gauge", "Total physical memory.")
+MEMORY_AVAILABLE = MetricSpec(
+    "memory_available_bytes", "gauge", "Memory available to new processes without swapping."
+)
+SWAP_TOTAL = MetricSpec("swap_total_bytes", "gauge", "Total swap.")
+SWAP_USED = MetricSpec("swap_used_bytes", "gauge", "Swap in use.")
+LOAD1 = MetricSpec("load1", "gauge", "1-minute load average.")
+LOAD5 = MetricSpec("load5", "gauge", "5-minute load average.")
+LOAD15 = MetricSpec("load15", "gauge", "15-minute load average.")
+FILESYSTEM_SIZE = MetricSpec(
+    "filesystem_size_bytes", "gauge", "Size of the filesystem, 0 when not mounted.", ("mountpoint",)
+)
+FILESYSTEM_AVAIL = MetricSpec(
+    "filesystem_avail_bytes",
+    "gauge",
+    "Bytes available to unprivileged users, 0 when not mounted.",
+    ("mountpoint",),
+)
+HOST_METRICS = (CPU_UTILIZATION, MEMORY_TOTAL, MEMORY_AVAILABLE, SWAP_TOTAL, SWAP_USED, LOAD1, LOAD5, LOAD15)
 
 # Below this, two CPU samples are too close for a meaningful ratio (the kernel counts in
 # 10 ms ticks per CPU); the previous ratio is reported instead.
@@ -77,6 +100,7 @@ class SystemCheck(Check):
     """CPU, memory, swap, load and file systems of this machine."""
 
     kind = "system"
+    metrics = (*HOST_METRICS, FILESYSTEM_SIZE, FILESYSTEM_AVAIL)
 
     def __init__(
         self,
@@ -90,16 +114,20 @@ class SystemCheck(Check):
         self.cpu = cpu or CpuRatio()
         self._disk_usage = disk_usage
 
+    @classmethod
+    def from_section(cls, section: dict) -> list[Check]:
+        return [cls(section["filesystems"], section["timeout"])]
+
     def run(self, out: Samples, deadline: float) -> None:
-        out.add("cpu_utilization_ratio", self.cpu.ratio())
+        out.add(CPU_UTILIZATION, self.cpu.ratio())
         mem = psutil.virtual_memory()
-        out.add("memory_total_bytes", mem.total)
-        out.add("memory_available_bytes", mem.available)
+        out.add(MEMORY_TOTAL, mem.total)
+        out.add(MEMORY_AVAILABLE, mem.available)
         swap = psutil.swap_memory()
-        out.add("swap_total_bytes", swap.total)
-        out.add("swap_used_bytes", swap.used)
-        for key, value in zip(("load1", "load5", "load15"), os.getloadavg(), strict=True):
-            out.add(key, value)
+        out.add(SWAP_TOTAL, swap.total)
+        out.add(SWAP_USED, swap.used)
+        for spec, value in zip((LOAD1, LOAD5, LOAD15), os.getloadavg(), strict=True):
+            out.add(spec, value)
         for mountpoint in self.filesystems:
             size = avail = 0  # not mounted (or gone): the series stays, at 0
             if os.path.ismount(mountpoint):
@@ -108,21 +136,12 @@ class SystemCheck(Check):
                     size, avail = usage.total, usage.free
                 except OSError:
                     pass
-            out.add("filesystem_size_bytes", size, mountpoint)
-            out.add("filesystem_avail_bytes", avail, mountpoint)
+            out.add(FILESYSTEM_SIZE, size, mountpoint)
+            out.add(FILESYSTEM_AVAIL, avail, mountpoint)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
-        for key in (
-            "cpu_utilization_ratio",
-            "memory_total_bytes",
-            "memory_available_bytes",
-            "swap_total_bytes",
-            "swap_used_bytes",
-            "load1",
-            "load5",
-            "load15",
-        ):
-            out.add(key, 0)
+        for spec in HOST_METRICS:
+            out.add(spec, 0)
         for mountpoint in self.filesystems:
-            out.add("filesystem_size_bytes", 0, mountpoint)
-            out.add("filesystem_avail_bytes", 0, mountpoint)
+            out.add(FILESYSTEM_SIZE, 0, mountpoint)
+            out.add(FILESYSTEM_AVAIL, 0, mountpoint)

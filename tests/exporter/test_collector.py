@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from stackmedic.exporter.checks.base import Check
+from stackmedic.exporter.checks.processes import INSTANCES
 from stackmedic.exporter.collector import ScrapeRunner
 from stackmedic.exporter.metrics import Samples
 from stackmedic.exporter.web import scrape_budget
@@ -15,16 +16,17 @@ from tests.exporter.helpers import registry_of, scrape
 
 class Quick(Check):
     kind = "quick"
+    metrics = (INSTANCES,)
 
     def __init__(self, name: str = "quick", value: float = 42):
         super().__init__(name, timeout=5)
         self.value = value
 
     def run(self, out: Samples, deadline: float) -> None:
-        out.add("process_instances", self.value, self.name)
+        out.add(INSTANCES, self.value, self.name)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
-        out.add("process_instances", 0, self.name)
+        out.add(INSTANCES, 0, self.name)
 
 
 class Hung(Quick):
@@ -43,7 +45,7 @@ class Hung(Quick):
         self.started += 1
         self.deadlines.append(deadline)
         self.release.wait(30)
-        out.add("process_instances", 1, self.name)
+        out.add(INSTANCES, 1, self.name)
 
 
 class Broken(Quick):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from stackmedic.exporter.checks.containers import ContainersCheck, Service
+from stackmedic.exporter.checks.containers import CONTAINER_HEALTH, CONTAINER_STATES, ContainersCheck, Service
 from stackmedic.exporter.checks.docker_space import DockerSpaceCheck, space_of
-from stackmedic.exporter.metrics import CONTAINER_HEALTH, CONTAINER_STATES
 
 from harness.services import free_port, wait_for
 from tests.exporter.helpers import scrape

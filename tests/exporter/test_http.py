@@ -9,8 +9,7 @@ import threading
 import time
 
 import pytest
-from stackmedic.exporter.checks.http_check import HttpCheck, HttpTarget
-from stackmedic.exporter.metrics import HTTP_REASONS, Samples
+from stackmedic.exporter.checks.http_check import HTTP_REASONS, HttpCheck, HttpTarget
 
 from tests.exporter.helpers import scrape
 
@@ -130,7 +129,7 @@ def test_hung_server_times_out_within_the_check_timeout(hung_server):
 def test_hung_server_alone_in_the_check_reports_timeout(hung_server):
     # the check by itself (no collector deadline) gives up at its own deadline
     check = HttpCheck(target(hung_server.url(), timeout=0.3))
-    out = Samples()
+    out = check.samples()
     check.run(out, time.monotonic() + 0.3)
     assert out.value("http_failure_reason", "t", "timeout") == 1
     assert out.value("http_up", "t") == 0
@@ -138,7 +137,7 @@ def test_hung_server_alone_in_the_check_reports_timeout(hung_server):
 
 def test_dripping_body_cannot_hold_the_check_past_its_deadline(web_target):
     check = HttpCheck(target(web_target.url("/drip"), timeout=0.5))
-    out = Samples()
+    out = check.samples()
     check.run(out, time.monotonic() + 0.5)
     # each read is quick, so only the overall deadline can stop this one
     assert out.value("http_failure_reason", "t", "timeout") == 1

@@ -8,7 +8,6 @@ import time
 
 import pytest
 from stackmedic.exporter.checks.mysql_check import MysqlCheck, MysqlServer
-from stackmedic.exporter.metrics import Samples
 
 from tests.exporter.helpers import scrape
 
@@ -159,9 +158,8 @@ def test_connect_always_has_timeouts():
         seen.update(kwargs)
         raise OSError("no")
 
-    MysqlCheck(MysqlServer(name="s", user="u", timeout=4), connect=connect).run(
-        Samples(), time.monotonic() + 2
-    )
+    check = MysqlCheck(MysqlServer(name="s", user="u", timeout=4), connect=connect)
+    check.run(check.samples(), time.monotonic() + 2)
     for key in ("connect_timeout", "read_timeout", "write_timeout"):
         assert 0 < seen[key] <= 2
 

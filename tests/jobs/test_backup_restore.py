@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from stackmedic.exporter.checks.backups import BackupsCheck
-from stackmedic.exporter.metrics import Samples
 from stackmedic.jobs import errors
 from stackmedic.jobs import manifest as mf
 from stackmedic.jobs.backup import run_backup
@@ -36,8 +35,9 @@ def one_json(result) -> dict:
 
 
 def exporter_count(stack: JobStack) -> float:
-    samples = Samples()
-    BackupsCheck(str(stack.backup_root), [stack.db]).run(samples, time.monotonic() + 5)
+    check = BackupsCheck(str(stack.backup_root), [stack.db])
+    samples = check.samples()
+    check.run(samples, time.monotonic() + 5)
     return samples.value("backups_complete", stack.db)  # stackmedic_backups_complete
 
 
