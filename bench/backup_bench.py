@@ -125,7 +125,7 @@ def run(rows: int, runs: int, workdir: Path) -> dict:
             )
         )
         env = {**os.environ, "BENCH_PW": PASSWORD}
-        job = [sys.executable, "-m", "jobs", "--config.file", str(config), "--log.level", "warn"]
+        job = [sys.executable, "-m", "stackmedic.jobs", "--config.file", str(config), "--log.level", "warn"]
         plain_file = workdir / "plain.sql.gz"
         plain = f"mariadb-dump --defaults-extra-file={defaults} {DUMP_OPTS} {DB} | gzip -6 > {plain_file}"
         plain_times, ours_times = [], []

@@ -176,7 +176,7 @@ class Bench:
         argv = [
             sys.executable,
             "-m",
-            "exporter",
+            "stackmedic.exporter",
             f"--config.file={path}",
             f"--web.listen-address=127.0.0.1:{port}",
         ]

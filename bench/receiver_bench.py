@@ -233,7 +233,7 @@ def start_receiver(tmp: Path, standin: JenkinsStandIn) -> tuple[Process, Target,
     argv = [
         sys.executable,
         "-m",
-        "receiver",
+        "stackmedic.receiver",
         f"--config.file={tmp / 'receiver.yml'}",
         f"--web.listen-address=127.0.0.1:{port}",
         "--log.level=warn",

@@ -8,12 +8,11 @@ import os
 import signal
 import sys
 import threading
-from importlib.metadata import PackageNotFoundError, version
 
 import voluptuous as vol
 
+from stackmedic import __version__, cli
 from stackmedic.config import ConfigError, listen_address
-from stackmedic.logs import LEVELS, setup
 
 from . import config as exporter_config
 from .checks import build_checks
@@ -25,29 +24,12 @@ log = logging.getLogger(__name__)
 DEFAULT_LISTEN = ":9877"
 
 
-def package_version() -> str:
-    try:
-        return version("stackmedic")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="stackmedic-exporter",
-        description="Prometheus exporter for a small self-hosted stack (containers, processes, "
+    p = cli.parser(
+        "stackmedic-exporter",
+        "Prometheus exporter for a small self-hosted stack (containers, processes, "
         "HTTP, MySQL, ports, system, Docker space, backups).",
-    )
-    p.add_argument(
-        "--config.file",
-        dest="config_file",
-        help="YAML configuration; without it, an embedded default monitors this machine",
-    )
-    p.add_argument(
-        "--config.check",
-        dest="config_check",
-        action="store_true",
-        help="validate the configuration and exit (0 valid, 2 invalid)",
+        config_help="YAML configuration; without it, an embedded default monitors this machine",
     )
     p.add_argument(
         "--web.listen-address",
@@ -55,8 +37,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_LISTEN,
         help=f"address to serve /metrics on (default {DEFAULT_LISTEN})",
     )
-    p.add_argument("--log.level", dest="log_level", choices=LEVELS, default="info")
-    p.add_argument("--version", action="version", version=f"stackmedic-exporter {package_version()}")
     return p.parse_args(argv)
 
 
@@ -85,14 +65,12 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    setup(args.log_level)
+    cli.setup_logging(args)
     try:
         config = load(args.config_file)
         host, port = listen_address(args.listen)
     except ConfigError as exc:
-        for line in exc.lines():
-            print(line, file=sys.stderr)
-        return 2
+        return cli.config_errors(exc)
     except vol.Invalid as exc:  # from listen_address
         print(f"config error: --web.listen-address: {exc.msg}", file=sys.stderr)
         return 2
@@ -101,14 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     limit_malloc_arenas()
     checks = build_checks(config)
-    runner = ScrapeRunner(checks, config["scrape"]["max_concurrency"], package_version())
+    runner = ScrapeRunner(checks, config["scrape"]["max_concurrency"], __version__)
     app = make_app(runner, config["scrape"]["timeout"], config["scrape"]["timeout_margin"])
     try:
         server, _ = serve(app, host, port)
     except OSError as exc:
-        log.error("cannot listen address=%s error=%s", args.listen, exc.strerror)
         runner.close()
-        return 1
+        return cli.cannot_listen("stackmedic-exporter", args.listen, exc)
     for check in checks:
         check.start()
     shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104 - naming it, not binding

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from stackmedic import logs
+from stackmedic import cli
 from stackmedic.config import ConfigError
 
 from . import config as jobs_config
@@ -38,25 +38,11 @@ SUBCOMMANDS = ("backup", "verify", "restore", "prune", "list", "start", "stop", 
 
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    default = argparse.SUPPRESS if suppress else None
-    parser.add_argument(
-        "--config.file",
-        dest="config_file",
-        default=default if suppress else os.environ.get(CONFIG_ENV, DEFAULT_CONFIG),
-        help=f"configuration file (default: ${CONFIG_ENV} or {DEFAULT_CONFIG})",
-    )
-    parser.add_argument(
-        "--config.check",
-        dest="config_check",
-        action="store_true",
-        default=argparse.SUPPRESS if suppress else False,
-        help="validate the configuration and exit",
-    )
-    parser.add_argument(
-        "--log.level",
-        dest="log_level",
-        choices=logs.LEVELS,
-        default=argparse.SUPPRESS if suppress else "info",
+    cli.add_common_flags(
+        parser,
+        config_help=f"configuration file (default: ${CONFIG_ENV} or {DEFAULT_CONFIG})",
+        config_default=os.environ.get(CONFIG_ENV, DEFAULT_CONFIG),
+        suppress=suppress,
     )
 
 
@@ -143,13 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) and errors.USAGE
-    logs.setup(args.log_level)
+    cli.setup_logging(args)
     try:
         config = jobs_config.load(args.config_file)
     except ConfigError as exc:
-        for line in exc.lines():
-            sys.stderr.write(line + "\n")
-        return errors.USAGE
+        return cli.config_errors(exc)
     if args.config_check:
         sys.stderr.write(f"config ok: {args.config_file}\n")
         return errors.OK

@@ -13,7 +13,7 @@ from types import FrameType
 import voluptuous as vol
 import waitress
 
-from stackmedic import logs
+from stackmedic import cli
 from stackmedic.config import ConfigError, listen_address
 
 from . import config as config_mod
@@ -23,13 +23,8 @@ log = logging.getLogger("receiver")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stackmedic-receiver", description=__doc__)
-    p.add_argument("--config.file", dest="config_file", help="YAML configuration (none: dry-run, no rules)")
-    p.add_argument(
-        "--config.check",
-        dest="config_check",
-        action="store_true",
-        help="validate the configuration and exit (2 when invalid)",
+    p = cli.parser(
+        "stackmedic-receiver", __doc__ or "", config_help="YAML configuration (none: dry-run, no rules)"
     )
     p.add_argument(
         "--web.listen-address",
@@ -37,7 +32,6 @@ def _parser() -> argparse.ArgumentParser:
         default=config_mod.DEFAULT_LISTEN,
         help="host:port to serve on (default %(default)s)",
     )
-    p.add_argument("--log.level", dest="log_level", choices=logs.LEVELS, default="info")
     return p
 
 
@@ -47,7 +41,7 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logs.setup(args.log_level)
+    cli.setup_logging(args)
     try:
         host, port = listen_address(args.listen)
     except vol.Invalid as exc:
@@ -57,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             config = config_mod.load(args.config_file)
         except ConfigError as exc:
-            print("\n".join(exc.lines()), file=sys.stderr)
-            return 2
+            return cli.config_errors(exc)
         if args.config_check:
             print(f"{args.config_file}: configuration ok, {len(config.rules)} rule(s)")
             return 0
@@ -72,14 +65,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"webhook token (Authorization: Bearer ...): {token}", flush=True)
     app = create_app(config)
     services = app.extensions["stackmedic"]
-    server = waitress.create_server(
-        app,
-        host=host,
-        port=port,
-        threads=config.threads,
-        max_request_body_size=config.max_body_bytes + 1,
-        ident="stackmedic-receiver",
-    )
+    try:
+        server = waitress.create_server(
+            app,
+            host=host,
+            port=port,
+            threads=config.threads,
+            max_request_body_size=config.max_body_bytes + 1,
+            ident="stackmedic-receiver",
+        )
+    except OSError as exc:
+        services.close()
+        return cli.cannot_listen("stackmedic-receiver", args.listen, exc)
     signal.signal(signal.SIGTERM, _stop)
     # what start-up created lives as long as the process: keep it out of the collector's
     # full passes, which otherwise pause every thread now and then for tens of ms

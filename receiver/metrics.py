@@ -5,12 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 
+import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from . import breaker
 from .rules import Rule
 from .store import SqlStore, StoreError
+
+# `_created` series double every counter and histogram and tell Prometheus nothing it uses;
+# the Go exporters people compare us with have none. (Process-wide, like the setting itself.)
+prometheus_client.disable_created_metrics()
 
 log = logging.getLogger(__name__)
 

@@ -260,13 +260,13 @@ def stack(
         )
         (base / "receiver.yml").write_text(yaml.safe_dump(receiver_config(base, jenkins)))
         exporter = Process(
-            [sys.executable, "-m", "exporter", f"--config.file={base / 'exporter.yml'}",
+            [sys.executable, "-m", "stackmedic.exporter", f"--config.file={base / 'exporter.yml'}",
              f"--web.listen-address=127.0.0.1:{exporter_port}"],
             base / "exporter.log", cwd=REPO,
         )  # fmt: skip
         started.append(exporter.stop)
         receiver = Process(
-            [sys.executable, "-m", "receiver", f"--config.file={base / 'receiver.yml'}",
+            [sys.executable, "-m", "stackmedic.receiver", f"--config.file={base / 'receiver.yml'}",
              f"--web.listen-address=127.0.0.1:{receiver_port}"],
             base / "receiver.log", cwd=REPO,
         )  # fmt: skip

@@ -57,7 +57,7 @@ def test_the_exporter_reads_docker_through_the_read_only_proxy(
     }
     (tmp_path / "exporter.yml").write_text(yaml.safe_dump(config))
     exporter = Process(
-        [sys.executable, "-m", "exporter", f"--config.file={tmp_path / 'exporter.yml'}",
+        [sys.executable, "-m", "stackmedic.exporter", f"--config.file={tmp_path / 'exporter.yml'}",
          f"--web.listen-address=127.0.0.1:{port}"],
         tmp_path / "exporter.log", cwd=REPO,
     )  # fmt: skip
@@ -97,7 +97,14 @@ def test_the_jobs_restart_a_container_through_their_proxy(
     (tmp_path / "jobs.yml").write_text(yaml.safe_dump(config))
     try:
         run = subprocess.run(
-            [sys.executable, "-m", "jobs", f"--config.file={tmp_path / 'jobs.yml'}", "restart", name],
+            [
+                sys.executable,
+                "-m",
+                "stackmedic.jobs",
+                f"--config.file={tmp_path / 'jobs.yml'}",
+                "restart",
+                name,
+            ],
             cwd=REPO,
             capture_output=True,
             text=True,

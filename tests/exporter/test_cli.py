@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import logfmt
 import pytest
 import requests
 from stackmedic.exporter.cli import main
@@ -64,7 +65,13 @@ def test_runs_serves_and_stops_on_sigterm(tmp_path, web_target):
         f"system:\nhttp:\n  - name: petclinic\n    url: {web_target.url('/ok')}\n    keyword: Welcome\n"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exporter", f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}"],
+        [
+            sys.executable,
+            "-m",
+            "stackmedic.exporter",
+            f"--config.file={cfg}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
         cwd=REPO,
         stderr=subprocess.PIPE,
         text=True,
@@ -77,8 +84,10 @@ def test_runs_serves_and_stops_on_sigterm(tmp_path, web_target):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
         log = proc.stderr.read()
-        assert "msg=listening address=127.0.0.1:" in log
-        assert "msg=shutting down" in log
+        records = list(logfmt.parse(log.splitlines()))
+        assert [r["msg"] for r in records] == ["listening", "shutting down"], log
+        assert records[0]["address"] == f"127.0.0.1:{port}"
+        assert records[0]["logger"] == "stackmedic.exporter.cli"
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)

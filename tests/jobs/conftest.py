@@ -213,7 +213,7 @@ class JobStack:
         return Result(rc, captured.out, captured.err)
 
     def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "jobs", "--config.file", str(self.config_path), *args]
+        return [sys.executable, "-m", "stackmedic.jobs", "--config.file", str(self.config_path), *args]
 
     def spawn(self, *args: str, stderr: Path | None = None) -> subprocess.Popen:
         """stackmedic-job as its own process (in its own process group, for kill tests)."""

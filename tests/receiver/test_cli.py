@@ -106,7 +106,10 @@ def test_started_without_configuration_is_dry_run_with_a_printed_token(tmp_path)
         "PYTHONPATH": str(REPO),
     }
     proc = Process(
-        [sys.executable, "-m", "receiver", f"--web.listen-address=127.0.0.1:{port}"], log, env=env, cwd=REPO
+        [sys.executable, "-m", "stackmedic.receiver", f"--web.listen-address=127.0.0.1:{port}"],
+        log,
+        env=env,
+        cwd=REPO,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -134,3 +137,9 @@ def test_started_without_configuration_is_dry_run_with_a_printed_token(tmp_path)
 def test_service_endpoints(make_app, path):
     resp = make_app().test_client().get(path)
     assert resp.status_code == 200
+
+
+def test_metrics_have_no_created_series(make_app):
+    text = make_app().test_client().get("/metrics").get_data(as_text=True)
+    assert "# TYPE stackmedic_receiver_alerts_received_total counter" in text
+    assert "_created" not in text

@@ -42,7 +42,7 @@ class Receiver:
         argv = [
             sys.executable,
             "-m",
-            "receiver",
+            "stackmedic.receiver",
             f"--config.file={self.config_path}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--log.level=debug",
