@@ -29,8 +29,11 @@ class JenkinsUnavailable(JenkinsError):
     """5xx, or the request never reached Jenkins: nothing happened, trying again is safe."""
 
 
-class JenkinsUncertain(JenkinsUnavailable):
-    """A timeout or a connection lost after sending: the request may have been carried out."""
+class JenkinsUncertain(JenkinsError):
+    """A timeout or a connection lost after sending: the request may have been carried out.
+
+    Not a JenkinsUnavailable: that one promises nothing happened, which this cannot.
+    """
 
 
 class JenkinsRejected(JenkinsError):

@@ -158,8 +158,10 @@ def test_client_errors_say_whether_the_request_may_have_happened(standin):
         client.trigger("stackmedic-restart", {})
     assert not isinstance(failed.value, JenkinsUncertain)
     standin.hang("buildWithParameters")
-    with pytest.raises(JenkinsUncertain):
+    with pytest.raises(JenkinsUncertain) as uncertain:
         client.trigger("stackmedic-restart", {})
+    # "may have happened" must never be caught as "surely did not happen"
+    assert not isinstance(uncertain.value, JenkinsUnavailable)
     standin.release()
     bad = JenkinsClient(standin.url, standin.user, api_token="wrong", timeout=2)
     with pytest.raises(JenkinsRejected) as rejected:
