@@ -2,6 +2,9 @@
 
 Secrets (webhook token, Jenkins API token or password, MySQL password) come only from
 environment variables or files (`*_env`, `*_file`), never from the YAML itself.
+
+Every default is written once, in the dataclasses below: the schema only validates, and a
+key left out of the file takes the dataclass' default.
 """
 
 from __future__ import annotations
@@ -84,59 +87,49 @@ RULE = vol.Schema(
 SCHEMA = vol.Schema(
     {
         vol.Optional("auth"): AUTH,
-        vol.Optional("dry_run", default=False): bool,
+        vol.Optional("dry_run"): bool,
         vol.Optional("web", default={}): {
-            vol.Optional("max_body_bytes", default=1 << 20): vol.All(int, vol.Range(min=1024)),
-            vol.Optional("threads", default=4): vol.All(int, vol.Range(min=1, max=256)),
+            vol.Optional("max_body_bytes"): vol.All(int, vol.Range(min=1024)),
+            vol.Optional("threads"): vol.All(int, vol.Range(min=1, max=256)),
         },
         vol.Optional("store", default={}): {
-            vol.Optional("type", default="sqlite"): vol.In(["sqlite", "mysql"]),
+            vol.Optional("type"): vol.In(["sqlite", "mysql"]),
             vol.Optional("path"): str,
-            vol.Optional("synchronous", default="full"): vol.In(["full", "normal"]),
+            vol.Optional("synchronous"): vol.In(["full", "normal"]),
             vol.Optional("host"): str,
-            vol.Optional("port", default=3306): port,
+            vol.Optional("port"): port,
             vol.Optional("socket"): str,
             vol.Optional("user"): str,
             **_secret_keys("password"),
             vol.Optional("database"): _matches(r"^[A-Za-z0-9_]{1,64}$", "database name"),
             vol.Optional("replica"): _matches(r"^[A-Za-z0-9_.-]{1,64}$", "replica name"),
-            vol.Optional("retention", default="30d"): _positive_duration,
+            vol.Optional("retention"): _positive_duration,
         },
         vol.Optional("jenkins"): {
             vol.Required("url"): url(),
             vol.Required("user"): str,
             **_secret_keys("api_token"),
             **_secret_keys("password"),
-            vol.Optional("timeout", default="10s"): _positive_duration,
-            vol.Optional("poll_interval", default="2s"): _positive_duration,
-            vol.Optional("max_concurrent_requests", default=2): vol.All(int, vol.Range(min=1, max=64)),
-            vol.Optional("action_id_param", default="STACKMEDIC_ACTION_ID"): _matches(PARAM_NAME, "name"),
-            vol.Optional("verify_tls", default=True): bool,
+            vol.Optional("timeout"): _positive_duration,
+            vol.Optional("poll_interval"): _positive_duration,
+            vol.Optional("max_concurrent_requests"): vol.All(int, vol.Range(min=1, max=64)),
+            vol.Optional("action_id_param"): _matches(PARAM_NAME, "name"),
+            vol.Optional("verify_tls"): bool,
         },
         vol.Optional("dispatcher", default={}): {
-            vol.Optional("max_attempts", default=8): vol.All(int, vol.Range(min=1, max=100)),
-            vol.Optional("backoff_initial", default="1s"): _positive_duration,
-            vol.Optional("backoff_max", default="60s"): _positive_duration,
-            vol.Optional("max_in_flight", default=8): vol.All(int, vol.Range(min=1, max=256)),
-            vol.Optional("lease", default="60s"): _positive_duration,
-            vol.Optional("follow_timeout", default="2h"): _positive_duration,
-            vol.Optional("autostart", default=True): bool,
+            vol.Optional("max_attempts"): vol.All(int, vol.Range(min=1, max=100)),
+            vol.Optional("backoff_initial"): _positive_duration,
+            vol.Optional("backoff_max"): _positive_duration,
+            vol.Optional("max_in_flight"): vol.All(int, vol.Range(min=1, max=256)),
+            vol.Optional("lease"): _positive_duration,
+            vol.Optional("follow_timeout"): _positive_duration,
+            vol.Optional("autostart"): bool,
         },
         vol.Optional("breaker", default={}): BREAKER,
         # each rule is validated on its own (RULE) so that the problems of every rule are reported
         vol.Optional("rules", default=[]): [dict],
     }
 )
-
-BREAKER_DEFAULTS = {
-    "cooldown": 300.0,
-    "max_actions": 3,
-    "window": 3600.0,
-    "ineffective_after": 900.0,
-    "max_ineffective": 2,
-    "reset_timeout": None,
-    "notify_url": None,
-}
 
 
 @dataclass(frozen=True)
@@ -323,11 +316,11 @@ def build(data: Any) -> Config:
             problems.append(("jenkins", "set api_token_env/api_token_file or password_env/password_file"))
         keep = {k: v for k, v in j.items() if not k.endswith(("_env", "_file"))}
         jenkins = JenkinsConfig(**keep, api_token=token, password=password)
-    elif not data["dry_run"]:
+    elif not data.get("dry_run", Config.dry_run):
         problems.append(("jenkins", "required key missing (or set dry_run: true)"))
     s = data["store"]
     store_password = _secret(s, "password", "store.password", problems)
-    if s["type"] == "mysql":
+    if s.get("type") == "mysql":
         for key in ("user", "database"):
             if key not in s:
                 problems.append((f"store.{key}", "required key missing for the mysql store"))
@@ -341,15 +334,14 @@ def build(data: Any) -> Config:
         store = replace(store, path=os.path.join(default_state_dir(), "receiver.sqlite"))
     if not store.replica:
         store = replace(store, replica=socket.gethostname()[:64] or "receiver")
-    defaults = {**BREAKER_DEFAULTS, **data["breaker"]}
-    rules = _rules(data, defaults, problems)
+    rules = _rules(data, data["breaker"], problems)
     if problems:
         raise ConfigError(problems)
+    top = {k: data[k] for k in ("dry_run",) if k in data}
     return Config(
         auth=auth,
-        dry_run=data["dry_run"],
-        max_body_bytes=data["web"]["max_body_bytes"],
-        threads=data["web"]["threads"],
+        **top,
+        **data["web"],
         store=store,
         jenkins=jenkins,
         dispatcher=DispatcherConfig(**data["dispatcher"]),

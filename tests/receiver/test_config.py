@@ -1,0 +1,41 @@
+"""The receiver's configuration: a key left out takes the one default written in its dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from stackmedic.receiver import config
+
+
+def test_keys_left_out_take_the_dataclass_defaults():
+    built = config.build(
+        {
+            "auth": "none",
+            "jenkins": {"url": "http://127.0.0.1:1", "user": "u", "api_token_file": "/dev/null"},
+            "rules": [{"name": "r", "job": "j", "target": "t", "allow": {"t": ".*"}}],
+        }
+    )
+    assert built.dispatcher == config.DispatcherConfig()
+    assert dataclasses.replace(built.jenkins, api_token=None) == config.JenkinsConfig(
+        url="http://127.0.0.1:1", user="u"
+    )
+    assert (built.dry_run, built.threads, built.max_body_bytes) == (False, 4, 1 << 20)
+    assert (built.store.type, built.store.port, built.store.retention) == ("sqlite", 3306, 30 * 86400.0)
+    assert built.rules[0].breaker == config.BreakerPolicy()
+
+
+def test_breaker_section_is_the_default_of_every_rule_and_a_rule_overrides_it():
+    built = config.build(
+        {
+            "auth": "none",
+            "dry_run": True,
+            "breaker": {"cooldown": "1m", "max_actions": 5},
+            "rules": [
+                {"name": "a", "job": "j", "target": "t", "allow": {"t": ".*"}},
+                {"name": "b", "job": "j", "target": "t", "allow": {"t": ".*"}, "breaker": {"cooldown": "2m"}},
+            ],
+        }
+    )
+    a, b = built.rules
+    assert a.breaker == config.BreakerPolicy(cooldown=60.0, max_actions=5)
+    assert b.breaker == config.BreakerPolicy(cooldown=120.0, max_actions=5)
