@@ -22,8 +22,7 @@ from . import breaker
 from .metrics import ReceiverMetrics
 from .payload import Alert, Notification
 from .rules import ParamRejected, Rule, find_rule
-from .store import SqlStore
-from .store.queries import StoreTx
+from .store import SqlStore, Tx
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ class Intake:
         action_id = self.store.atomic(lambda tx: tx.insert_action(**base, decision=decision, reason=reason))
         return _Decided(decision, action_id)
 
-    def _fire(self, tx: StoreTx, alert: Alert, rule: Rule, base: dict[str, Any]) -> _Decided:
+    def _fire(self, tx: Tx, alert: Alert, rule: Rule, base: dict[str, Any]) -> _Decided:
         now = base["created_at"]
         target = base["target"]
         incident = tx.open_incident(
@@ -155,7 +154,7 @@ class Intake:
             return _Decided("paused", tx.insert_action(**base, decision="paused", reason=reason))
         return self._breaker_decides(tx, rule, base, incident["id"])
 
-    def _breaker_decides(self, tx: StoreTx, rule: Rule, base: dict[str, Any], incident_id: int) -> _Decided:
+    def _breaker_decides(self, tx: Tx, rule: Rule, base: dict[str, Any], incident_id: int) -> _Decided:
         now, target = base["created_at"], base["target"]
         row = tx.breaker(rule.name, target, now)
         last = tx.last_action(rule.name, target)
@@ -184,7 +183,7 @@ class Intake:
         tx.update_incident(incident_id, action_id=action_id)
         return _Decided("triggered", action_id)
 
-    def _resolve(self, tx: StoreTx, alert: Alert, rule: Rule, base: dict[str, Any]) -> _Decided:
+    def _resolve(self, tx: Tx, alert: Alert, rule: Rule, base: dict[str, Any]) -> _Decided:
         now = base["created_at"]
         incident = tx.incident(rule.name, alert.fingerprint, alert.starts_at)
         if incident is None:

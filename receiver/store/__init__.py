@@ -4,13 +4,17 @@ Two back ends with the same semantics: SQLite (WAL, the default, one receiver) a
 (several replicas sharing state). Deduplication is atomic through the unique key
 (rule, fingerprint, starts_at) on incidents; breaker and action decisions for one rule and
 target are serialised by a row lock on the breaker.
+
+connections.py: SqlStore, connections per thread and transactions; transaction.py: Tx, every
+query; errors.py: StoreError; sqlite.py and mysql.py: the back ends.
 """
 
 from __future__ import annotations
 
 from ..config import StoreConfig
-from .base import FINAL_STATES, IN_FLIGHT_STATES, StoreError, Tx
-from .sql import SqlStore
+from .connections import SqlStore
+from .errors import StoreError
+from .transaction import FINAL_STATES, IN_FLIGHT_STATES, Tx
 
 __all__ = ["FINAL_STATES", "IN_FLIGHT_STATES", "SqlStore", "StoreError", "Tx", "open_store"]
 

@@ -13,7 +13,7 @@ import pymysql
 import pymysql.constants
 
 from ..config import StoreConfig
-from .sql import SqlStore
+from .connections import SqlStore
 
 TABLE = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 DDL = [

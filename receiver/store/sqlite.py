@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 
-from .sql import SqlStore
+from .connections import SqlStore
 
 DDL = """
 CREATE TABLE IF NOT EXISTS incidents (

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
-from .base import StoreError
-from .queries import StoreTx
+from .errors import StoreError
+from .transaction import Tx
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,12 +86,12 @@ class SqlStore:
                 log.debug("closing a store connection failed")
 
     @contextmanager
-    def _transaction(self) -> Iterator[StoreTx]:
+    def _transaction(self) -> Iterator[Tx]:
         conn = self._conn()
         cur = conn.cursor()
         self.begin(cur)
         try:
-            yield StoreTx(cur, self)
+            yield Tx(cur, self)
         except BaseException:
             conn.rollback()
             raise
@@ -100,7 +100,7 @@ class SqlStore:
         finally:
             cur.close()
 
-    def atomic(self, fn: Callable[[StoreTx], T], attempts: int = 5) -> T:
+    def atomic(self, fn: Callable[[Tx], T], attempts: int = 5) -> T:
         """Run fn(tx) in one transaction, retried on deadlocks; StoreError when it cannot."""
         for attempt in range(attempts):
             try:
