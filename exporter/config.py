@@ -14,7 +14,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from stackmedic.config import ConfigError, duration, load_config, port, regex, url, validate
+from stackmedic.config import ConfigError, duration, load_config, port, redact_url, regex, url, validate
 from stackmedic.secrets import Secret, SecretError, resolve_secret
 
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
@@ -68,7 +68,7 @@ def _unique(key: str, default: Callable[[dict], str] | None = None) -> Callable[
         for i, item in enumerate(items):
             value = item.get(key) or (default(item) if default else None)
             if value in seen:
-                errors.append(vol.Invalid(f"duplicate {key} {value!r}", path=[i, key]))
+                errors.append(vol.Invalid(f"duplicate {key} {redact_url(str(value))!r}", path=[i, key]))
             seen.add(value)
         if errors:
             raise vol.MultipleInvalid(errors)

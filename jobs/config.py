@@ -46,6 +46,13 @@ def _absolute_path(value: Any) -> str:
     return value
 
 
+def _secret_path(value: Any) -> str:
+    # not `_absolute_path`: a password pasted here by mistake must not be printed back
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise vol.Invalid("expected an absolute path (value not shown: it may be a secret)")
+    return value
+
+
 def _positive_int(minimum: int):
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -65,7 +72,7 @@ USER = vol.All(
     {
         vol.Required("user"): vol.All(str, vol.Length(min=1, max=80)),
         vol.Optional("password_env"): vol.All(str, vol.Match(r"^[A-Za-z_][A-Za-z0-9_]*$")),
-        vol.Optional("password_file"): _absolute_path,
+        vol.Optional("password_file"): _secret_path,
     },
     _one_password_source,
 )

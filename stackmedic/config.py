@@ -124,21 +124,40 @@ def regex(value: Any) -> str:
 
 
 def url(schemes: tuple[str, ...] = ("http", "https")) -> Callable[[Any], str]:
-    """A URL with one of `schemes` and a host."""
+    """A URL with one of `schemes` and a host.
+
+    The messages never repeat the URL: a mistyped one may carry a password
+    (`htps://admin:pw@jenkins`) that no parser can then tell apart reliably.
+    """
 
     def check(value: Any) -> str:
         if not isinstance(value, str):
             raise vol.Invalid("expected a URL (string)")
-        parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.hostname:
-            raise vol.Invalid(f"invalid URL {value!r}: expected {'/'.join(schemes)}://host[:port]/...")
         try:
+            parts = urlsplit(value)
             parts.port  # noqa: B018 - raises ValueError on a bad port
         except ValueError:
-            raise vol.Invalid(f"invalid URL {value!r}: bad port") from None
+            raise vol.Invalid("invalid URL (not shown): bad port or host") from None
+        if parts.scheme not in schemes or not parts.hostname:
+            raise vol.Invalid(f"invalid URL (not shown): expected {'/'.join(schemes)}://host[:port]/...")
         return value
 
     return check
+
+
+def redact_url(value: str) -> str:
+    """`value` with the password of its user info replaced by `***`, for logs and pages."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "(invalid URL)"
+    if parts.password is None and "@" not in parts.netloc:
+        return value
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(
+        netloc=f"{user}:***@{host}" if parts.password is not None else f"{user}@{host}"
+    ).geturl()
 
 
 def duration(value: Any) -> float:

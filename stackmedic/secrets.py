@@ -7,7 +7,12 @@ from pathlib import Path
 
 
 class SecretError(Exception):
-    """A configured secret could not be read; the message never contains the secret."""
+    """A configured secret could not be read; the message never contains the secret.
+
+    Nor the file name or variable name given: an operator who pastes the secret itself into
+    `password_file` or `token_env` must not find it printed in a log or a CI job's output.
+    The key path that the caller puts before the message says where to look.
+    """
 
 
 def resolve_secret(
@@ -21,11 +26,11 @@ def resolve_secret(
         try:
             text = Path(file).read_text(encoding="utf-8")
         except OSError as exc:
-            raise SecretError(f"cannot read secret file {file}: {exc.strerror}") from None
+            raise SecretError(f"cannot read the secret file (path not shown): {exc.strerror}") from None
         return text[:-1] if text.endswith("\n") else text
     if env:
         if env not in os.environ:
-            raise SecretError(f"environment variable {env} is not set")
+            raise SecretError("the environment variable is not set (name not shown)")
         return os.environ[env]
     return value
 

@@ -21,9 +21,9 @@ BAD_CONFIG_LINES = [
     "expected unix:///path or tcp://host:port",
     "config error: containers.services[0].expected: -1 out of range 0..",
     "config error: http[0].regex: invalid regular expression: missing ), unterminated subpattern at position 7",
-    "config error: http[0].url: invalid URL 'ftp://127.0.0.1:1080/': expected http/https://host[:port]/...",
+    "config error: http[0].url: invalid URL (not shown): expected http/https://host[:port]/...",
     "config error: http[1].status_codes[1]: 999 out of range 100..599",
-    "config error: http[1].url: invalid URL 'http://127.0.0.1:99999/': bad port",
+    "config error: http[1].url: invalid URL (not shown): bad port or host",
     "config error: mysql[0].password: unknown key",
     "config error: mysql[0].tables.petclinic[1]: invalid identifier 'pets; DROP TABLE owners': "
     "letters, digits, _ $ - (at most 64)",
@@ -132,8 +132,8 @@ def test_secret_problems_are_reported_without_the_secret(monkeypatch, tmp_path):
     with pytest.raises(ConfigError) as err:
         config.parse(data)
     assert err.value.lines() == [
-        "config error: mysql[0].password_env: environment variable SM_TEST_PW_MISSING is not set",
-        f"config error: mysql[1].password_file: cannot read secret file {tmp_path / 'nope'}: No such file or directory",
+        "config error: mysql[0].password_env: the environment variable is not set (name not shown)",
+        "config error: mysql[1].password_file: cannot read the secret file (path not shown): No such file or directory",
     ]
 
 

@@ -81,5 +81,7 @@ def test_passwords_come_from_file_or_environment_and_never_show(tmp_path: Path, 
     assert user.password() == 's3cr#t "x"'
     assert "s3cr" not in repr(user)
     monkeypatch.delenv("NOPE_PW", raising=False)
-    with pytest.raises(UsageError, match="password of backup: environment variable NOPE_PW is not set"):
+    with pytest.raises(
+        UsageError, match=r"password of backup: the environment variable is not set \(name not shown\)"
+    ):
         jc.User("backup", password_env="NOPE_PW").password()

@@ -57,7 +57,9 @@ def test_every_problem_is_reported_with_its_path(tmp_path, capsys):
     assert main(["--config.file", str(path), "--config.check"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert "config error: surprise: unknown key" in lines
-    assert "config error: jenkins.url: invalid URL 'ftp://x': expected http/https://host[:port]/..." in lines
+    assert (
+        "config error: jenkins.url: invalid URL (not shown): expected http/https://host[:port]/..." in lines
+    )
     assert any(line.startswith("config error: rules[0].name: invalid rule name 'Bad Name'") for line in lines)
     assert any(
         line.startswith("config error: rules[1].allow.svc: invalid regular expression") for line in lines
