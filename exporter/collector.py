@@ -20,6 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from prometheus_client.core import Metric
 
 from .checks.base import Check
+from .deadline import Deadline
 from .metrics import MetricSpec, Samples, families, merge_specs
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class ScrapeRunner:
         began = self.clock()
         try:
             out = check.samples()
-            check.run(out, deadline + self.grace)
+            check.run(out, Deadline(deadline + self.grace, self.clock))
             return out, self.clock() - began
         finally:
             with self._lock:

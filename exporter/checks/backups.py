@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
 from .base import Check
 
@@ -101,7 +102,7 @@ class BackupsCheck(Check):
         self._known = sorted(set(self._known) | set(found))
         return self._known
 
-    def run(self, out: Samples, deadline: float) -> None:
+    def run(self, out: Samples, deadline: Deadline) -> None:
         live: set[str] = set()
         for db in self._database_names():
             backups = self._backups(db, live)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
 
 
@@ -38,8 +39,8 @@ class Check:
         """An empty buffer that takes this check's metrics only."""
         return Samples(self.metrics)
 
-    def run(self, out: Samples, deadline: float) -> None:
-        """Do the check; `deadline` is a `time.monotonic()` value not to go past."""
+    def run(self, out: Samples, deadline: Deadline) -> None:
+        """Do the check; every blocking call is bounded by `deadline.timeout(...)`."""
         raise NotImplementedError
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:

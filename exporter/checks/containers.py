@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
 from .base import Check
 from .docker_api import docker_client
@@ -104,14 +105,18 @@ class ContainersCheck(Check):
         services = [Service.from_config(s) for s in section["services"]]
         return [cls(services, section["docker_url"], section["timeout"])]
 
-    def _api(self) -> Any:
+    def _api(self, deadline: Deadline) -> Any:
+        """The engine's API client, each request bounded by what is left of `deadline`."""
         if self._client is None:
-            self._client = self._client_factory(self.docker_url, self.timeout)
-        return self._client.api
+            self._client = self._client_factory(self.docker_url, deadline.timeout(self.timeout))
+        api = self._client.api
+        # the SDK hands this to every request it makes (version negotiation, list, inspect)
+        api.timeout = deadline.timeout(self.timeout)
+        return api
 
-    def run(self, out: Samples, deadline: float) -> None:
+    def run(self, out: Samples, deadline: Deadline) -> None:
         try:
-            listed = self._api().containers(all=True)
+            listed = self._api(deadline).containers(all=True)
         except Exception as exc:  # noqa: BLE001 - the engine down is docker_up 0
             self._log_state(False, exc)
             self._client = None  # negotiate again when it is back
@@ -127,7 +132,7 @@ class ContainersCheck(Check):
             for c in listed:
                 if not service.matches(c):
                     continue
-                state, status, count = self._inspect(c)
+                state, status, count = self._inspect(c, deadline)
                 if state is None:
                     continue  # removed since the list call
                 states[state] = states.get(state, 0) + 1
@@ -136,14 +141,17 @@ class ContainersCheck(Check):
             self._emit(out, service, states, health, restarts)
         self._inspected = {k: v for k, v in self._inspected.items() if k in self._seen}
 
-    def _inspect(self, listed: dict) -> tuple[str | None, str, int]:
+    def _inspect(self, listed: dict, deadline: Deadline) -> tuple[str | None, str, int]:
         # Docker's Status text ("Up 5 minutes (healthy)") changes with every restart and
         # health change, so an inspect is reused for as long as the text stays the same
         key = (listed["Id"], listed.get("Status", ""))
         cached = self._inspected.get(key)
         if cached is None:
+            if deadline.expired():
+                # the collector has reported a timeout already: stop rather than go on
+                raise TimeoutError("scrape deadline passed while inspecting containers")
             try:
-                info = self._api().inspect_container(listed["Id"])
+                info = self._api(deadline).inspect_container(listed["Id"])
             except Exception as exc:  # noqa: BLE001 - gone between list and inspect
                 log.debug("container inspect failed id=%s error=%s", listed["Id"][:12], exc)
                 return None, "none", 0

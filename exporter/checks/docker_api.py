@@ -10,7 +10,7 @@ def docker_client(base_url: str, timeout: float) -> Any:
     import docker
 
     # the API version is negotiated with the engine, so this call needs it to be up
-    client = docker.DockerClient(base_url=base_url, timeout=max(1, round(timeout)))
+    client = docker.DockerClient(base_url=base_url, timeout=timeout)
     # no proxy for the engine's socket: saves reading the environment on every request
     client.api.trust_env = False
     return client

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
 from .base import Check
 from .docker_api import docker_client
@@ -110,7 +111,7 @@ class DockerSpaceCheck(Check):
             self.refresh()
             self._stop.wait(self.refresh_interval)
 
-    def run(self, out: Samples, deadline: float) -> None:
+    def run(self, out: Samples, deadline: Deadline) -> None:
         with self._lock:
             images, volumes, when = self._cache
         out.add(IMAGES, images)
@@ -118,7 +119,7 @@ class DockerSpaceCheck(Check):
         out.add(REFRESHED, when)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
-        self.run(out, 0.0)
+        self.run(out, Deadline(0.0))
 
     def close(self) -> None:
         self._stop.set()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +27,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
 from .base import Check
 
@@ -124,11 +124,9 @@ class HttpCheck(Check):
         self,
         target: HttpTarget,
         pool_factory: Callable[[HttpTarget], urllib3.PoolManager] = make_pool,
-        clock: Callable[[], float] = time.monotonic,
     ):
         super().__init__(target.name, target.timeout)
         self.target = target
-        self.clock = clock
         self._pool = pool_factory(target)
         if not target.tls_verify:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -137,8 +135,8 @@ class HttpCheck(Check):
     def from_section(cls, section: list) -> list[Check]:
         return [cls(HttpTarget.from_config(t)) for t in section]
 
-    def run(self, out: Samples, deadline: float) -> None:
-        start = self.clock()
+    def run(self, out: Samples, deadline: Deadline) -> None:
+        start = deadline.clock()
         status, reason = 0, ""
         try:
             status = self._probe(deadline)
@@ -146,14 +144,14 @@ class HttpCheck(Check):
             reason = exc.reason
             status = exc.status
             log.debug("http check failed target=%s reason=%s detail=%s", self.name, reason, exc)
-        self._emit(out, status, reason, self.clock() - start)
+        self._emit(out, status, reason, deadline.clock() - start)
 
-    def _probe(self, deadline: float) -> int:
-        remaining = deadline - self.clock()
-        if remaining <= 0:
+    def _probe(self, deadline: Deadline) -> int:
+        if deadline.expired():
             raise Failed("timeout")
         # one timeout for connect and for each read, capped by the deadline; the body
         # loop below checks the deadline between reads
+        remaining = deadline.timeout()
         timeout = urllib3.Timeout(connect=remaining, read=remaining)
         retries = urllib3.Retry(
             total=None,
@@ -187,7 +185,7 @@ class HttpCheck(Check):
             # serves only the redirects within one check
             self._pool.clear()
 
-    def _check_response(self, resp: urllib3.BaseHTTPResponse, deadline: float) -> int:
+    def _check_response(self, resp: urllib3.BaseHTTPResponse, deadline: Deadline) -> int:
         status = resp.status
         if not self.target.status_allowed(status):
             raise Failed("status", f"status {status}", status)
@@ -198,7 +196,7 @@ class HttpCheck(Check):
         body = bytearray()
         try:
             while True:
-                if self.clock() >= deadline:
+                if deadline.expired():
                     raise Failed("timeout", "body not complete by the deadline", status)
                 chunk = resp.read1(min(65536, limit + 1 - len(body)))
                 if not chunk:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
 from .base import Check
 
@@ -109,12 +109,10 @@ class MysqlCheck(Check):
         self,
         server: MysqlServer,
         connect: Callable[..., Any] = pymysql_connect,
-        clock: Callable[[], float] = time.monotonic,
     ):
         super().__init__(server.name, server.timeout)
         self.server = server
         self.connect = connect
-        self.clock = clock
         self._was_up: bool | None = None
         self._tls = server.tls_options()
 
@@ -125,8 +123,8 @@ class MysqlCheck(Check):
     def _items(self) -> list[tuple[str, str]]:
         return [(db, t) for db, tables in self.server.tables.items() for t in tables]
 
-    def run(self, out: Samples, deadline: float) -> None:
-        remaining = max(0.001, deadline - self.clock())
+    def run(self, out: Samples, deadline: Deadline) -> None:
+        remaining = deadline.timeout()
         s = self.server
         present: set[tuple[str, str]] = set()
         has_rows: set[tuple[str, str]] = set()
@@ -149,14 +147,14 @@ class MysqlCheck(Check):
             self._log_state(False, exc)
         else:
             try:
-                began = self.clock()
+                began = deadline.clock()
                 with conn.cursor() as cur:
                     cur.execute("SELECT 1")
                     up = 1
                     present = self._present(cur)
                     has_rows = self._has_rows(cur, [item for item in self._items() if item in present])
                     succeeded = self._queries(cur)
-                took = self.clock() - began
+                took = deadline.clock() - began
                 self._log_state(True)
             except Exception as exc:  # noqa: BLE001 - a lost connection mid-check
                 self._log_state(False, exc)

@@ -16,12 +16,12 @@ import ipaddress
 import re
 import selectors
 import socket
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psutil
 
+from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
 from .base import Check
 from .listeners import UNKNOWN, Listener, ListenerTable
@@ -70,7 +70,7 @@ def _local_addresses() -> set[str]:
     return addrs
 
 
-def connect_all(addrs: Sequence[tuple[str, int]], deadline: float) -> list[bool]:
+def connect_all(addrs: Sequence[tuple[str, int]], deadline: Deadline) -> list[bool]:
     """Connect to every (host, port) at once; True for each that accepted by `deadline`."""
     results = [False] * len(addrs)
     sel = selectors.DefaultSelector()
@@ -90,10 +90,9 @@ def connect_all(addrs: Sequence[tuple[str, int]], deadline: float) -> list[bool]
             elif err in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
                 sel.register(s, selectors.EVENT_WRITE, i)
         while sel.get_map():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if deadline.expired():
                 break
-            for key, _ in sel.select(remaining):
+            for key, _ in sel.select(deadline.timeout()):
                 sel.unregister(key.fileobj)
                 results[key.data] = key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
     finally:
@@ -138,7 +137,7 @@ class PortsCheck(Check):
             self._local = _local_addresses()
         return str(ip) in self._local
 
-    def run(self, out: Samples, deadline: float) -> None:
+    def run(self, out: Samples, deadline: Deadline) -> None:
         listeners = self.table.listeners()
         is_open = connect_all([(t.host, t.port) for t in self.targets], deadline)
         for target, opened in zip(self.targets, is_open, strict=True):

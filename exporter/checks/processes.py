@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
 from .base import Check
 from .proc_scan import ProcInfo, ProcScanner
@@ -74,7 +75,7 @@ class ProcessesCheck(Check):
     def from_section(cls, section: dict) -> list[Check]:
         return [cls([Group.from_config(g) for g in section["groups"]], section["timeout"])]
 
-    def run(self, out: Samples, deadline: float) -> None:
+    def run(self, out: Samples, deadline: Deadline) -> None:
         totals = {g.group: [0, 0, 0.0] for g in self.groups}
         for proc in self.scanner.scan():
             for g in self.groups:

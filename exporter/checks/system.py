@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 
+from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
 from .base import Check
 
@@ -118,7 +119,7 @@ class SystemCheck(Check):
     def from_section(cls, section: dict) -> list[Check]:
         return [cls(section["filesystems"], section["timeout"])]
 
-    def run(self, out: Samples, deadline: float) -> None:
+    def run(self, out: Samples, deadline: Deadline) -> None:
         out.add(CPU_UTILIZATION, self.cpu.ratio())
         mem = psutil.virtual_memory()
         out.add(MEMORY_TOTAL, mem.total)

@@ -8,6 +8,7 @@ import pytest
 from stackmedic.exporter.checks.base import Check
 from stackmedic.exporter.checks.processes import INSTANCES
 from stackmedic.exporter.collector import ScrapeRunner
+from stackmedic.exporter.deadline import Deadline
 from stackmedic.exporter.metrics import Samples
 from stackmedic.exporter.web import scrape_budget
 
@@ -22,7 +23,7 @@ class Quick(Check):
         super().__init__(name, timeout=5)
         self.value = value
 
-    def run(self, out: Samples, deadline: float) -> None:
+    def run(self, out: Samples, deadline: Deadline) -> None:
         out.add(INSTANCES, self.value, self.name)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
@@ -39,9 +40,9 @@ class Hung(Quick):
         self.timeout = timeout
         self.release = threading.Event()
         self.started = 0
-        self.deadlines: list[float] = []
+        self.deadlines: list[Deadline] = []
 
-    def run(self, out: Samples, deadline: float) -> None:
+    def run(self, out: Samples, deadline: Deadline) -> None:
         self.started += 1
         self.deadlines.append(deadline)
         self.release.wait(30)
@@ -51,7 +52,7 @@ class Hung(Quick):
 class Broken(Quick):
     kind = "broken"
 
-    def run(self, out: Samples, deadline: float) -> None:
+    def run(self, out: Samples, deadline: Deadline) -> None:
         raise RuntimeError("boom")
 
 

@@ -6,10 +6,10 @@ import re
 import socket
 import ssl
 import threading
-import time
 
 import pytest
 from stackmedic.exporter.checks.http_check import HTTP_REASONS, HttpCheck, HttpTarget
+from stackmedic.exporter.deadline import Deadline
 
 from tests.exporter.helpers import scrape
 
@@ -130,7 +130,7 @@ def test_hung_server_alone_in_the_check_reports_timeout(hung_server):
     # the check by itself (no collector deadline) gives up at its own deadline
     check = HttpCheck(target(hung_server.url(), timeout=0.3))
     out = check.samples()
-    check.run(out, time.monotonic() + 0.3)
+    check.run(out, Deadline.after(0.3))
     assert out.value("http_failure_reason", "t", "timeout") == 1
     assert out.value("http_up", "t") == 0
 
@@ -138,7 +138,7 @@ def test_hung_server_alone_in_the_check_reports_timeout(hung_server):
 def test_dripping_body_cannot_hold_the_check_past_its_deadline(web_target):
     check = HttpCheck(target(web_target.url("/drip"), timeout=0.5))
     out = check.samples()
-    check.run(out, time.monotonic() + 0.5)
+    check.run(out, Deadline.after(0.5))
     # each read is quick, so only the overall deadline can stop this one
     assert out.value("http_failure_reason", "t", "timeout") == 1
     assert out.value("http_status_code", "t") == 200

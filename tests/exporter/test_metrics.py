@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from stackmedic.exporter.checks import KINDS, build_checks, check_class, declared_metrics
 from stackmedic.exporter.collector import ScrapeRunner
 from stackmedic.exporter.config import parse
+from stackmedic.exporter.deadline import Deadline
 from stackmedic.exporter.metrics import MetricError, MetricSpec, Samples, merge_specs
 
 from harness.services import free_port
@@ -81,7 +80,7 @@ def test_every_kind_fills_exactly_what_it_declares(tmp_path):
         assert check.metrics == check_class(check.kind).metrics
         # an undeclared metric or a wrong label count raises in run or blank
         ran, blanked = check.samples(), check.samples()
-        check.run(ran, time.monotonic() + 2)
+        check.run(ran, Deadline.after(2))
         check.blank(blanked, "timeout", 0.1)
         filled = {spec for spec, _, _ in ran.items} | {spec for spec, _, _ in blanked.items}
         missing = [s.full_name for s in check.metrics if s not in filled]

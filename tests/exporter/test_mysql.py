@@ -4,10 +4,10 @@ a wrong password, and a server that is stopped."""
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
 from stackmedic.exporter.checks.mysql_check import MysqlCheck, MysqlServer
+from stackmedic.exporter.deadline import Deadline
 
 from tests.exporter.helpers import scrape
 
@@ -159,7 +159,7 @@ def test_connect_always_has_timeouts():
         raise OSError("no")
 
     check = MysqlCheck(MysqlServer(name="s", user="u", timeout=4), connect=connect)
-    check.run(check.samples(), time.monotonic() + 2)
+    check.run(check.samples(), Deadline.after(2))
     for key in ("connect_timeout", "read_timeout", "write_timeout"):
         assert 0 < seen[key] <= 2
 

@@ -9,11 +9,11 @@ import hashlib
 import json
 import os
 import signal
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from stackmedic.exporter.checks.backups import BackupsCheck
+from stackmedic.exporter.deadline import Deadline
 from stackmedic.jobs import errors
 from stackmedic.jobs import manifest as mf
 from stackmedic.jobs.backup import run_backup
@@ -37,7 +37,7 @@ def one_json(result) -> dict:
 def exporter_count(stack: JobStack) -> float:
     check = BackupsCheck(str(stack.backup_root), [stack.db])
     samples = check.samples()
-    check.run(samples, time.monotonic() + 5)
+    check.run(samples, Deadline.after(5))
     return samples.value("backups_complete", stack.db)  # stackmedic_backups_complete
 
 
