@@ -46,6 +46,7 @@ class ProcInfo:
     cmdline: tuple[str, ...]
     rss: int
     cpu_seconds: float
+    started: float = 0.0  # start time (any unit): with pid, tells a reused pid apart
 
 
 class ProcScanner:
@@ -89,7 +90,7 @@ class ProcScanner:
                 if full.startswith(name):
                     name = full
             cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-            yield ProcInfo(pid, name, exe, cmdline, int(fields[21]) * PAGE_SIZE, cpu)
+            yield ProcInfo(pid, name, exe, cmdline, int(fields[21]) * PAGE_SIZE, cpu, int(fields[19]))
         if len(self._cache) > len(live):
             self._cache = {k: v for k, v in self._cache.items() if k in live}
 
@@ -109,7 +110,7 @@ class ProcScanner:
         return exe, cmdline
 
     def _psutil_scan(self) -> Iterator[ProcInfo]:
-        attrs = ["name", "exe", "cmdline", "memory_info", "cpu_times"]
+        attrs = ["name", "exe", "cmdline", "memory_info", "cpu_times", "create_time"]
         for p in psutil.process_iter(attrs, ad_value=None):
             info = p.info
             mem, times = info["memory_info"], info["cpu_times"]
@@ -122,4 +123,5 @@ class ProcScanner:
                 tuple(info["cmdline"] or ()),
                 mem.rss,
                 times.user + times.system,
+                info["create_time"] or 0.0,
             )

@@ -27,7 +27,7 @@ RESIDENT_MEMORY = MetricSpec(
 CPU_SECONDS = MetricSpec(
     "process_cpu_seconds",
     "counter",
-    "User and system CPU time of the group's live processes, summed.",
+    "User and system CPU time of the group's processes, summed; exited ones stay counted.",
     ("group",),
 )
 
@@ -70,27 +70,59 @@ class ProcessesCheck(Check):
             need_cmdline=any(g.cmdline is not None for g in self.groups),
             need_exe=any(g.exe is not None for g in self.groups),
         )
+        self.cpu = CpuCounters()
 
     @classmethod
     def from_section(cls, section: dict) -> list[Check]:
         return [cls([Group.from_config(g) for g in section["groups"]], section["timeout"])]
 
     def run(self, out: Samples, deadline: Deadline) -> None:
-        totals = {g.group: [0, 0, 0.0] for g in self.groups}
+        totals = {g.group: [0, 0] for g in self.groups}
+        seen: dict[str, dict[tuple[int, float], float]] = {g.group: {} for g in self.groups}
         for proc in self.scanner.scan():
             for g in self.groups:
                 if g.matches(proc):
                     row = totals[g.group]
                     row[0] += 1
                     row[1] += proc.rss
-                    row[2] += proc.cpu_seconds
-        for group, (count, rss, cpu) in totals.items():
+                    seen[g.group][(proc.pid, proc.started)] = proc.cpu_seconds
+        for group, (count, rss) in totals.items():
             out.add(INSTANCES, count, group)
             out.add(RESIDENT_MEMORY, rss, group)
-            out.add(CPU_SECONDS, cpu, group)
+            out.add(CPU_SECONDS, self.cpu.update(group, seen[group]), group)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
         for g in self.groups:
             out.add(INSTANCES, 0, g.group)
             out.add(RESIDENT_MEMORY, 0, g.group)
-            out.add(CPU_SECONDS, 0, g.group)
+            # a counter has no "unknown": keep the last value, or leave it out until measured
+            cpu = self.cpu.last(g.group)
+            if cpu is not None:
+                out.add(CPU_SECONDS, cpu, g.group)
+
+
+class CpuCounters:
+    """Per-group CPU seconds that never go backwards.
+
+    Summing the live processes' CPU time would drop whenever a process exits (a counter
+    reset, which `rate()` reads as a jump of the whole remaining value). Instead each
+    process's increase since the previous scrape is added to the group's total, so an
+    exited process's time stays counted and a new one's counts from its start.
+    """
+
+    def __init__(self) -> None:
+        self._totals: dict[str, float] = {}
+        self._seen: dict[str, dict[tuple[int, float], float]] = {}
+
+    def update(self, group: str, now: dict[tuple[int, float], float]) -> float:
+        """Add the increases of `now` ((pid, start) -> CPU seconds) and return the total."""
+        before = self._seen.get(group, {})
+        total = self._totals.get(group, 0.0)
+        for key, cpu in now.items():
+            total += max(0.0, cpu - before.get(key, 0.0))
+        self._totals[group], self._seen[group] = total, now
+        return total
+
+    def last(self, group: str) -> float | None:
+        """The total of the last completed scrape, None before the first."""
+        return self._totals.get(group)

@@ -8,10 +8,11 @@ import subprocess
 import uuid
 
 import pytest
-from stackmedic.exporter.checks.proc_scan import ProcScanner
-from stackmedic.exporter.checks.processes import Group, ProcessesCheck
+from stackmedic.exporter.checks.proc_scan import ProcInfo, ProcScanner
+from stackmedic.exporter.checks.processes import CpuCounters, Group, ProcessesCheck
+from stackmedic.exporter.collector import ScrapeRunner
 
-from tests.exporter.helpers import scrape
+from tests.exporter.helpers import registry_of, scrape
 
 sleepers_procs: dict[str, list[subprocess.Popen]] = {}
 
@@ -94,3 +95,48 @@ def test_long_names_are_completed_from_the_command_line(tmp_path):
     finally:
         proc.kill()
         proc.wait(10)
+
+
+class FlakyScanner:
+    """A scanner that fails when told to, like a /proc read that blows up mid-scrape."""
+
+    def __init__(self):
+        self.fail = False
+
+    def scan(self):
+        if self.fail:
+            raise OSError("proc went away")
+        yield ProcInfo(1, "java", "/usr/bin/java", ("java",), 4096, 1.56)
+
+
+def test_failed_scrape_never_sends_the_cpu_counter_backwards():
+    scanner = FlakyScanner()
+    runner = ScrapeRunner([ProcessesCheck([Group("app", name=re.compile("^java$"))], scanner=scanner)])
+    cpu = ("stackmedic_process_cpu_seconds_total", {"group": "app"})
+    try:
+        seen = []
+        for fail in (False, True, False):
+            scanner.fail = fail
+            seen.append(registry_of(runner).get_sample_value(*cpu))
+    finally:
+        runner.close()
+    # the failed scrape keeps the last value (was 0: a counter reset and a false increase)
+    assert seen == [1.56, 1.56, 1.56]
+
+
+def test_cpu_counter_never_measured_is_left_out_of_a_failed_scrape():
+    check = ProcessesCheck([Group("app", name=re.compile("^java$"))], scanner=FlakyScanner())
+    out = check.samples()
+    check.blank(out, "timeout", 1.0)
+    assert out.value("process_instances", "app") == 0
+    assert out.value("process_cpu_seconds", "app") is None
+
+
+def test_cpu_counter_keeps_an_exited_process_time():
+    counters = CpuCounters()
+    assert counters.last("app") is None
+    assert counters.update("app", {(1, 10.0): 5.0, (2, 11.0): 3.0}) == 8.0
+    assert counters.update("app", {(1, 10.0): 6.0}) == 9.0  # pid 2 exited: its 3 s stay
+    # pid 2 reused by a new process: counted from its start, not as a drop from 3
+    assert counters.update("app", {(1, 10.0): 6.0, (2, 99.0): 0.5}) == 9.5
+    assert counters.last("app") == 9.5
