@@ -37,6 +37,10 @@ def test_the_issue_s_alerts_are_all_there():
         "StackRemediationBreakerOpen",
         "StackRemediationFailed",
         "StackRemediationPerformed",
+        "StackRemediationEscalated",
+        "StackRemediationUndecided",
+        "StackRemediationDeliveryFailing",
+        "StackReceiverRuleUnmatched",
     }
     assert expected <= set(NAMES)
     assert {a.labels["severity"] for a in by_name("StackCpuHigh")} == {"warning", "critical"}
@@ -172,9 +176,16 @@ def test_every_group_sets_its_interval():
             assert "interval" in group, f"{path.name}: {group['name']}"
 
 
+def _reads_the_receiver(alert: shipped.Alert) -> bool:
+    """Alerts on the receiver's series (or on ALERTS) aggregate across its replicas by rule/target."""
+    return bool(re.search(r"\bstackmedic_receiver_|\bALERTS", alert.rule["expr"]))
+
+
 def test_alerts_of_the_exporter_keep_job_and_instance():
     """The inhibitions (exporter down, critical over warning) match on job and instance."""
     for alert in ALERTS:
+        if _reads_the_receiver(alert):
+            continue
         for match in re.finditer(r"\b(?:sum|max|min|count|avg)\s+by\s*\(([^)]*)\)", alert.rule["expr"]):
             kept = {label.strip() for label in match.group(1).split(",")}
             assert {"job", "instance"} <= kept, (alert.name, match.group(0))
@@ -218,3 +229,12 @@ def test_every_rules_file_has_its_promtool_tests():
         # Tested at the group's own interval, so "one evaluation before for:" is the real one.
         (group,) = shipped.load(path)["groups"]
         assert shipped.load(test_file)["evaluation_interval"] == group["interval"]
+
+
+def test_receiver_alerts_aggregate_across_replicas():
+    """Every replica exports the store's series alike: one alert per rule and target, not per replica."""
+    for name in ("StackRemediationEscalated", "StackRemediationFailed", "StackRemediationPerformed"):
+        (alert,) = by_name(name)
+        assert re.search(r"max by \(rule, target\b", alert.rule["expr"]), name
+        labels = {k for c in _expected_alerts(name) for k in c}
+        assert {"rule", "target"} <= labels and not {"job", "instance"} & labels, (name, labels)
