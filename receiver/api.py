@@ -21,6 +21,7 @@ from stackmedic.config import duration
 from . import breaker, payload, views
 from .auth import CHALLENGES, authorized
 from .context import current
+from .model import Pause
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -182,9 +183,7 @@ def pause():
     now = s.clock()
     s.store.atomic(lambda tx: tx.set_pause(target, now + seconds, reason, now))
     log.warning("paused target=%s for %.0fs reason=%r", target, seconds, reason)
-    return jsonify(
-        views.pause({"target": target, "expires_at": now + seconds, "reason": reason, "created_at": now})
-    )
+    return jsonify(views.pause(Pause(target=target, expires_at=now + seconds, reason=reason, created_at=now)))
 
 
 @bp.post("/resume")

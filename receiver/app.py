@@ -79,7 +79,7 @@ def _build_services(config: Config, clock: Callable[[], float], session: request
         clock,
         dry_run=dispatcher is None,
         on_triggered=dispatcher.wake if dispatcher else (lambda: None),
-        on_breaker_open=lambda row: notifier.breaker_opened(row, by_name[row["rule"]].policy.notify_url),
+        on_breaker_open=lambda row: notifier.breaker_opened(row, by_name[row.rule].policy.notify_url),
     )
     return Services(config, store, rules, metrics, registry, intake, notifier, dispatcher, clock)
 

@@ -13,12 +13,11 @@ ineffective actions, or too many actions in the window, open the breaker.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from .config import BreakerPolicy
-from .store import IN_FLIGHT_STATES
+from .model import IN_FLIGHT_STATES, Action, ActionState, Breaker, BreakerState, Decision
 
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 
 
 @dataclass
@@ -26,7 +25,7 @@ class Verdict:
     """What the breaker says about a new incident."""
 
     allow: bool
-    decision: str = "triggered"  # or breaker_open, cooldown
+    decision: Decision = Decision.TRIGGERED  # or breaker_open, cooldown
     reason: str = ""
     opened: bool = False  # the breaker opened just now: log, metric, notification
     trial: bool = False  # this action is the half-open trial
@@ -45,24 +44,24 @@ def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-def judge(last: dict[str, Any] | None, policy: BreakerPolicy, now: float) -> int | None:
+def judge(last: Action | None, policy: BreakerPolicy, now: float) -> int | None:
     """1 when the last action proved ineffective now, 0 when effective, None when not (yet) judged."""
-    if not last or last["state"] != "done" or last["ineffective"] is not None:
+    if not last or last.state != ActionState.DONE or last.ineffective is not None:
         return None
-    if last["result"] != "SUCCESS":
+    if last.result != "SUCCESS":
         return 1
-    return 1 if now - _or(last["finished_at"], now) <= policy.ineffective_after else 0
+    return 1 if now - _or(last.finished_at, now) <= policy.ineffective_after else 0
 
 
-def _open(row: dict[str, Any], now: float, reason: str) -> Verdict:
+def _open(row: Breaker, now: float, reason: str) -> Verdict:
     row.update(state=OPEN, opened_at=now, reason=reason, trial_action_id=None, updated_at=now)
-    return Verdict(False, "breaker_open", reason, opened=True)
+    return Verdict(False, Decision.BREAKER_OPEN, reason, opened=True)
 
 
 def evaluate(
-    row: dict[str, Any],
+    row: Breaker,
     policy: BreakerPolicy,
-    last: dict[str, Any] | None,
+    last: Action | None,
     recent: int,
     now: float,
 ) -> Verdict:
@@ -74,66 +73,64 @@ def evaluate(
     verdict_judged = None
     judged = judge(last, policy, now)
     if judged is not None:
-        verdict_judged = (last["id"], judged)
-        row["ineffective"] = row["ineffective"] + 1 if judged else 0
-        row["updated_at"] = now
+        verdict_judged = (last.id, judged)
+        row.ineffective = row.ineffective + 1 if judged else 0
+        row.updated_at = now
     verdict = _decide(row, policy, last, recent, now, judged)
     verdict.judged = verdict_judged
     return verdict
 
 
 def _decide(
-    row: dict[str, Any],
+    row: Breaker,
     policy: BreakerPolicy,
-    last: dict[str, Any] | None,
+    last: Action | None,
     recent: int,
     now: float,
     judged: int | None,
 ) -> Verdict:
-    state = row["state"]
+    state = row.state
     if state == OPEN:
-        if policy.reset_timeout and now >= _or(row["opened_at"], now) + policy.reset_timeout:
+        if policy.reset_timeout and now >= _or(row.opened_at, now) + policy.reset_timeout:
             row.update(state=HALF_OPEN, updated_at=now)
             return Verdict(True, reason=f"trial after {_human(policy.reset_timeout)} open", trial=True)
-        return Verdict(False, "breaker_open", f"breaker open since {row['opened_at']:.0f}: {row['reason']}")
-    if last and last["state"] in IN_FLIGHT_STATES:
+        return Verdict(False, Decision.BREAKER_OPEN, f"breaker open since {row.opened_at:.0f}: {row.reason}")
+    if last and last.state in IN_FLIGHT_STATES:
         what = "trial" if state == HALF_OPEN else "previous"
         return Verdict(
             False,
-            "breaker_open" if state == HALF_OPEN else "cooldown",
-            f"{what} action #{last['id']} still in progress",
+            Decision.BREAKER_OPEN if state == HALF_OPEN else Decision.COOLDOWN,
+            f"{what} action #{last.id} still in progress",
         )
     if state == HALF_OPEN:
-        if judged == 0 or (last and last["ineffective"] == 0):
+        if judged == 0 or (last and last.ineffective == 0):
             row.update(
                 state=CLOSED, ineffective=0, reset_at=now, trial_action_id=None, reason="", updated_at=now
             )
             recent = 0  # the window starts again with the closing
         else:
             return _open(row, now, "the trial action did not fix it")
-    if policy.max_ineffective and row["ineffective"] >= policy.max_ineffective:
-        return _open(row, now, f"{row['ineffective']} consecutive actions did not fix it")
+    if policy.max_ineffective and row.ineffective >= policy.max_ineffective:
+        return _open(row, now, f"{row.ineffective} consecutive actions did not fix it")
     if policy.max_actions and recent >= policy.max_actions:
         return _open(row, now, f"{recent} actions within {_human(policy.window)}")
-    if last and now - last["created_at"] < policy.cooldown:
-        left = policy.cooldown - (now - last["created_at"])
-        return Verdict(False, "cooldown", f"cooldown: {left:.0f}s left after action #{last['id']}")
+    if last and now - last.created_at < policy.cooldown:
+        left = policy.cooldown - (now - last.created_at)
+        return Verdict(False, Decision.COOLDOWN, f"cooldown: {left:.0f}s left after action #{last.id}")
     return Verdict(True)
 
 
-def close_proven_trial(
-    row: dict[str, Any], trial: dict[str, Any] | None, policy: BreakerPolicy, now: float
-) -> bool:
+def close_proven_trial(row: Breaker, trial: Action | None, policy: BreakerPolicy, now: float) -> bool:
     """Close a half-open breaker whose trial succeeded and stayed fixed for `ineffective_after`."""
-    if row["state"] != HALF_OPEN or not trial or trial["state"] != "done" or trial["result"] != "SUCCESS":
+    if row.state != HALF_OPEN or not trial or trial.state != ActionState.DONE or trial.result != "SUCCESS":
         return False
-    if now - _or(trial["finished_at"], now) <= policy.ineffective_after:
+    if now - _or(trial.finished_at, now) <= policy.ineffective_after:
         return False
     row.update(state=CLOSED, ineffective=0, reset_at=now, trial_action_id=None, reason="", updated_at=now)
     return True
 
 
-def reset(row: dict[str, Any], now: float) -> None:
+def reset(row: Breaker, now: float) -> None:
     """An operator's reset: closed, counters cleared, the window starts again now."""
     row.update(
         state=CLOSED,
@@ -146,11 +143,11 @@ def reset(row: dict[str, Any], now: float) -> None:
     )
 
 
-def window_start(row: dict[str, Any], policy: BreakerPolicy, now: float) -> float:
+def window_start(row: Breaker, policy: BreakerPolicy, now: float) -> float:
     """Actions count towards the limit from here: the window, but never before the last reset."""
-    return max(now - policy.window, _or(row["reset_at"], 0.0))
+    return max(now - policy.window, _or(row.reset_at, 0.0))
 
 
-def gauge_value(state: str) -> float:
+def gauge_value(state: BreakerState) -> float:
     """stackmedic_receiver_breaker_open: 1 open, 0.5 half-open, 0 closed."""
     return {OPEN: 1.0, HALF_OPEN: 0.5}.get(state, 0.0)

@@ -12,7 +12,6 @@ its token before it is sent again, so a build is requested exactly once.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -30,6 +29,7 @@ from .jenkins import (
     JenkinsUncertain,
 )
 from .metrics import ReceiverMetrics
+from .model import Action, ActionState, Decision
 from .rules import Rule
 from .store import SqlStore, StoreError
 
@@ -120,8 +120,8 @@ class Dispatcher:
     def _take_over(self, own: bool) -> None:
         now = self.clock()
         for row in self.store.atomic(lambda tx: tx.take_over(self.owner, now, self.config.lease, own)):
-            if row["id"] not in self._active:
-                log.info("resuming action id=%s state=%s", row["id"], row["state"])
+            if row.id not in self._active:
+                log.info("resuming action id=%s state=%s", row.id, row.state)
                 self._spawn(row)
 
     def _claim(self) -> None:
@@ -130,14 +130,14 @@ class Dispatcher:
             return
         now = self.clock()
         for row in self.store.atomic(lambda tx: tx.claimable(now, free)):
-            if self.store.atomic(lambda tx, i=row["id"]: tx.claim(i, self.owner, now, self.config.lease)):
-                row.update(state="dispatching", owner=self.owner)
+            if self.store.atomic(lambda tx, i=row.id: tx.claim(i, self.owner, now, self.config.lease)):
+                row.update(state=ActionState.DISPATCHING, owner=self.owner)
                 self._spawn(row)
 
-    def _spawn(self, row: dict[str, Any]) -> None:
-        thread = threading.Thread(target=self._work, args=(row,), name=f"action-{row['id']}", daemon=True)
+    def _spawn(self, row: Action) -> None:
+        thread = threading.Thread(target=self._work, args=(row,), name=f"action-{row.id}", daemon=True)
         with self._lock:
-            self._active[row["id"]] = thread
+            self._active[row.id] = thread
         thread.start()
 
     def _maintain(self) -> None:
@@ -146,10 +146,10 @@ class Dispatcher:
             return
         self._last_maintain = now
         for row in self.store.atomic(lambda tx: tx.half_open_breakers()):
-            rule = self.rules.get(row["rule"])
+            rule = self.rules.get(row.rule)
             if rule:
                 self.store.atomic(
-                    lambda tx, r=row, p=rule.policy: self._close_if_proven(tx, r["rule"], r["target"], p)
+                    lambda tx, r=row, p=rule.policy: self._close_if_proven(tx, r.rule, r.target, p)
                 )
         if now - self._last_prune >= PRUNE_EVERY:
             self._last_prune = now
@@ -159,38 +159,42 @@ class Dispatcher:
     def _close_if_proven(self, tx: Any, rule: str, target: str, policy: Any) -> None:
         now = self.clock()
         row = tx.breaker(rule, target, now)
-        trial = tx.action(row["trial_action_id"]) if row["trial_action_id"] else None
+        trial = tx.action(row.trial_action_id) if row.trial_action_id else None
         if breaker.close_proven_trial(row, trial, policy, now):
             tx.save_breaker(row)
-            log.info("breaker closed after a successful trial key=%s", row["bkey"])
+            log.info("breaker closed after a successful trial key=%s", row.bkey)
 
     # one action
 
-    def _work(self, row: dict[str, Any]) -> None:
+    def _work(self, row: Action) -> None:
         try:
-            steps = {"dispatching": self._dispatch, "queued": self._wait_queue, "building": self._wait_build}
-            while row["state"] in steps and not self._stop.is_set():
-                row = steps[row["state"]](row)
+            steps = {
+                ActionState.DISPATCHING: self._dispatch,
+                ActionState.QUEUED: self._wait_queue,
+                ActionState.BUILDING: self._wait_build,
+            }
+            while row.state in steps and not self._stop.is_set():
+                row = steps[row.state](row)
         except Lost:
-            log.info("action id=%s left for another run or replica", row["id"])
+            log.info("action id=%s left for another run or replica", row.id)
         except StoreError as exc:
-            log.error("action id=%s: store unavailable, retried after the lease: %s", row["id"], exc)
+            log.error("action id=%s: store unavailable, retried after the lease: %s", row.id, exc)
         except Exception:  # noqa: BLE001 - the edge of a worker thread: log once, the lease hands it on
-            log.exception("action id=%s: unexpected error", row["id"])
+            log.exception("action id=%s: unexpected error", row.id)
         finally:
             with self._lock:
-                self._active.pop(row["id"], None)
+                self._active.pop(row.id, None)
             self._wake.set()
 
-    def _save(self, row: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    def _save(self, row: Action, **fields: Any) -> Action:
         now = self.clock()
         fields.update(updated_at=now, lease_until=now + self.config.lease)
-        if not self.store.atomic(lambda tx: tx.update_action(row["id"], owner=self.owner, **fields)):
+        if not self.store.atomic(lambda tx: tx.update_action(row.id, owner=self.owner, **fields)):
             raise Lost
-        row.update(fields)
+        row.update(**fields)
         return row
 
-    def _sleep(self, row: dict[str, Any], seconds: float) -> None:
+    def _sleep(self, row: Action, seconds: float) -> None:
         """Wait, keeping the lease; Lost when stopping."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
@@ -201,37 +205,46 @@ class Dispatcher:
     def _backoff(self, attempts: int) -> float:
         return min(self.config.backoff_max, self.config.backoff_initial * 2 ** max(0, attempts - 1))
 
-    def _retry_or_fail(self, row: dict[str, Any], exc: JenkinsError, sent: bool = True) -> dict[str, Any]:
+    def _retry_or_fail(self, row: Action, exc: JenkinsError, sent: bool = True) -> Action:
         """Retry after a backoff, or record the action as failed after `max_attempts`.
 
         When the request surely did not reach Jenkins (`sent` false) the action goes back to
         `pending` until its next attempt, so a resolved alert can still cancel it; otherwise
         this worker keeps it and looks it up in Jenkins before trying again.
         """
-        attempts = row["attempts"]
+        attempts = row.attempts
         if isinstance(exc, JenkinsRejected) or attempts >= self.config.max_attempts:
             return self._fail(row, f"{exc} (after {attempts} attempts)")
         delay = self._backoff(attempts)
-        log.warning("action id=%s attempt %d failed: %s; retry in %.1fs", row["id"], attempts, exc, delay)
+        log.warning("action id=%s attempt %d failed: %s; retry in %.1fs", row.id, attempts, exc, delay)
         if not sent:
             return self._save(
-                row, state="pending", dispatched_at=None, next_attempt_at=self.clock() + delay, error=str(exc)
+                row,
+                state=ActionState.PENDING,
+                dispatched_at=None,
+                next_attempt_at=self.clock() + delay,
+                error=str(exc),
             )
         self._save(row, error=str(exc))
         self._sleep(row, delay)
         return row
 
-    def _fail(self, row: dict[str, Any], error: str) -> dict[str, Any]:
-        log.error("action id=%s failed rule=%s target=%s: %s", row["id"], row["rule"], row["target"], error)
+    def _fail(self, row: Action, error: str) -> Action:
+        log.error("action id=%s failed rule=%s target=%s: %s", row.id, row.rule, row.target, error)
         self._save(
-            row, state="failed", decision="failed", result="ERROR", error=error, finished_at=self.clock()
+            row,
+            state=ActionState.FAILED,
+            decision=Decision.FAILED,
+            result="ERROR",
+            error=error,
+            finished_at=self.clock(),
         )
-        self.metrics.decisions.labels("failed").inc()
-        self.metrics.builds.labels(row["rule"], row["job"], "ERROR").inc()
+        self.metrics.decisions.labels(Decision.FAILED).inc()
+        self.metrics.builds.labels(row.rule, row.job, "ERROR").inc()
         return row
 
-    def _finish(self, row: dict[str, Any], result: str, build: Build | None = None, error: str | None = None):
-        fields: dict[str, Any] = {"state": "done", "result": result, "finished_at": self.clock()}
+    def _finish(self, row: Action, result: str, build: Build | None = None, error: str | None = None):
+        fields: dict[str, Any] = {"state": ActionState.DONE, "result": result, "finished_at": self.clock()}
         if error:  # otherwise the last problem on the way (a timeout, a 503) stays in the audit
             fields["error"] = error
         if build:
@@ -240,88 +253,95 @@ class Dispatcher:
         log.log(
             level,
             "build finished action=%s job=%s build=%s result=%s",
-            row["id"],
-            row["job"],
-            fields.get("build_number", row.get("build_number")),
+            row.id,
+            row.job,
+            fields.get("build_number", row.build_number),
             result,
         )
         self._save(row, **fields)
-        self.metrics.builds.labels(row["rule"], row["job"], result).inc()
+        self.metrics.builds.labels(row.rule, row.job, result).inc()
         return row
 
-    def _params(self, row: dict[str, Any]) -> dict[str, str]:
-        return {**json.loads(row["params"] or "{}"), self.token_param: row["token"]}
+    def _params(self, row: Action) -> dict[str, str]:
+        return {**(row.params or {}), self.token_param: row.token or ""}
 
-    def _dispatch(self, row: dict[str, Any]) -> dict[str, Any]:
-        if row["dispatched_at"] is not None:
+    def _dispatch(self, row: Action) -> Action:
+        if row.dispatched_at is not None:
             # a POST may have reached Jenkins: find it by its token before sending another
-            wait = row["dispatched_at"] + self.grace - self.clock()
+            wait = row.dispatched_at + self.grace - self.clock()
             if wait > 0:
                 self._sleep(row, wait)
             try:
-                found = self.client.find(row["job"], self.token_param, row["token"])
+                found = self.client.find(row.job, self.token_param, row.token)
             except JenkinsError as exc:
-                return self._retry_or_fail(self._save(row, attempts=row["attempts"] + 1), exc)
+                return self._retry_or_fail(self._save(row, attempts=row.attempts + 1), exc)
             if found and found.build:
-                log.info("action id=%s found as build %s", row["id"], found.build.number)
+                log.info("action id=%s found as build %s", row.id, found.build.number)
                 return self._save(
-                    row, state="building", build_number=found.build.number, build_url=found.build.url
+                    row,
+                    state=ActionState.BUILDING,
+                    build_number=found.build.number,
+                    build_url=found.build.url,
                 )
             if found and found.queue_id is not None:
-                log.info("action id=%s found in the queue as item %s", row["id"], found.queue_id)
-                return self._save(row, state="queued", queue_id=found.queue_id)
-        self._save(row, dispatched_at=self.clock(), attempts=row["attempts"] + 1)
+                log.info("action id=%s found in the queue as item %s", row.id, found.queue_id)
+                return self._save(row, state=ActionState.QUEUED, queue_id=found.queue_id)
+        self._save(row, dispatched_at=self.clock(), attempts=row.attempts + 1)
         try:
-            ref = self.client.trigger(row["job"], self._params(row))
+            ref = self.client.trigger(row.job, self._params(row))
         except JenkinsUncertain as exc:
             return self._retry_or_fail(row, exc)
         except JenkinsUnavailable as exc:
             return self._retry_or_fail(row, exc, sent=False)
         except JenkinsRejected as exc:
             return self._fail(row, str(exc))
-        log.info("action id=%s queued item=%s merged=%s", row["id"], ref.id, ref.merged)
-        return self._save(row, state="queued", queue_id=ref.id, error=None)
+        log.info("action id=%s queued item=%s merged=%s", row.id, ref.id, ref.merged)
+        return self._save(row, state=ActionState.QUEUED, queue_id=ref.id, error=None)
 
-    def _gave_up(self, row: dict[str, Any]) -> bool:
-        return self.clock() - (row["dispatched_at"] or self.clock()) > self.config.follow_timeout
+    def _gave_up(self, row: Action) -> bool:
+        return self.clock() - (row.dispatched_at or self.clock()) > self.config.follow_timeout
 
-    def _wait_queue(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _wait_queue(self, row: Action) -> Action:
         while True:
             if self._gave_up(row):
                 return self._finish(row, "LOST", error="gave up following the queue item")
             try:
-                item = self.client.queue_item(row["queue_id"])
+                item = self.client.queue_item(row.queue_id)
                 if item is None:  # forgotten: the build, if any, carries our token
-                    found = self.client.find(row["job"], self.token_param, row["token"])
+                    found = self.client.find(row.job, self.token_param, row.token)
                     if found and found.build:
                         return self._save(
-                            row, state="building", build_number=found.build.number, build_url=found.build.url
+                            row,
+                            state=ActionState.BUILDING,
+                            build_number=found.build.number,
+                            build_url=found.build.url,
                         )
                     if found and found.queue_id is not None:
-                        return self._save(row, state="queued", queue_id=found.queue_id)
-                    return self._finish(
-                        row, "LOST", error=f"queue item {row['queue_id']} gone, no build found"
-                    )
+                        return self._save(row, state=ActionState.QUEUED, queue_id=found.queue_id)
+                    return self._finish(row, "LOST", error=f"queue item {row.queue_id} gone, no build found")
                 if item.cancelled:
                     return self._finish(row, "NOT_BUILT", error="queue item cancelled")
                 if item.build_number is not None:
                     return self._save(
-                        row, state="building", build_number=item.build_number, build_url=item.build_url
+                        row,
+                        state=ActionState.BUILDING,
+                        build_number=item.build_number,
+                        build_url=item.build_url,
                     )
             except JenkinsError as exc:
-                log.warning("action id=%s: following queue item %s: %s", row["id"], row["queue_id"], exc)
+                log.warning("action id=%s: following queue item %s: %s", row.id, row.queue_id, exc)
             self._sleep(row, self.poll_interval)
 
-    def _wait_build(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _wait_build(self, row: Action) -> Action:
         while True:
             if self._gave_up(row):
                 return self._finish(row, "LOST", error="gave up following the build")
             try:
-                build = self.client.build(row["job"], row["build_number"])
+                build = self.client.build(row.job, row.build_number)
                 if build is None:
-                    return self._finish(row, "LOST", error=f"build {row['build_number']} not found")
+                    return self._finish(row, "LOST", error=f"build {row.build_number} not found")
                 if build.result is not None:
                     return self._finish(row, build.result, build)
             except JenkinsError as exc:
-                log.warning("action id=%s: following build %s: %s", row["id"], row["build_number"], exc)
+                log.warning("action id=%s: following build %s: %s", row.id, row.build_number, exc)
             self._sleep(row, self.poll_interval)

@@ -11,6 +11,7 @@ cancelled, and the time to recover is observed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections import Counter
@@ -20,6 +21,7 @@ from typing import Any
 
 from . import breaker
 from .metrics import ReceiverMetrics
+from .model import ActionState, Breaker, Decision
 from .payload import Alert, Notification
 from .rules import ParamRejected, Rule, find_rule
 from .store import SqlStore, Tx
@@ -37,9 +39,9 @@ class Outcome:
 
 @dataclass
 class _Decided:
-    decision: str
+    decision: Decision
     action_id: int | None = None
-    opened: dict[str, Any] | None = None  # the breaker row, when it opened just now
+    opened: Breaker | None = None  # the breaker row, when it opened just now
     recovered: float | None = None
 
 
@@ -54,7 +56,7 @@ class Intake:
         clock: Callable[[], float],
         dry_run: bool = False,
         on_triggered: Callable[[], None] = lambda: None,
-        on_breaker_open: Callable[[dict[str, Any]], None] = lambda row: None,
+        on_breaker_open: Callable[[Breaker], None] = lambda row: None,
     ):
         self.store = store
         self.rules = list(rules)
@@ -72,7 +74,7 @@ class Intake:
             decided = self._one(alert, index, outcome)
             outcome.decisions[decided.decision] += 1
             self.metrics.decisions.labels(decided.decision).inc()
-            if decided.decision == "triggered":
+            if decided.decision == Decision.TRIGGERED:
                 self.on_triggered()
             if decided.opened:
                 self.on_breaker_open(decided.opened)
@@ -93,13 +95,13 @@ class Intake:
         rule = find_rule(self.rules, alert.labels)
         base = self._base(alert, rule)
         if rule is None:
-            return self._record(base, "no_rule", "no rule matches the labels")
+            return self._record(base, Decision.NO_RULE, "no rule matches the labels")
         try:
             rendered = rule.render(alert.labels)
         except ParamRejected as exc:
             log.warning("label value rejected rule=%s fingerprint=%s: %s", rule.name, alert.fingerprint, exc)
             outcome.rejected.append({"alert": index, "label": exc.label, "reason": str(exc)})
-            return self._record(base, "rejected_param", str(exc))
+            return self._record(base, Decision.REJECTED_PARAM, str(exc))
         base.update(target=rendered.target, params=rendered.params)
         if alert.status == "resolved":
             decided = self.store.atomic(lambda tx: self._resolve(tx, alert, rule, base))
@@ -107,7 +109,7 @@ class Intake:
                 self.metrics.remediation_seconds.labels(rule.name).observe(decided.recovered)
             return decided
         decided = self.store.atomic(lambda tx: self._fire(tx, alert, rule, base))
-        if decided.decision == "triggered":
+        if decided.decision == Decision.TRIGGERED:
             log.info(
                 "action triggered id=%s rule=%s target=%s job=%s",
                 decided.action_id,
@@ -117,7 +119,7 @@ class Intake:
             )
         return decided
 
-    def _record(self, base: dict[str, Any], decision: str, reason: str) -> _Decided:
+    def _record(self, base: dict[str, Any], decision: Decision, reason: str) -> _Decided:
         action_id = self.store.atomic(lambda tx: tx.insert_action(**base, decision=decision, reason=reason))
         return _Decided(decision, action_id)
 
@@ -133,26 +135,31 @@ class Intake:
             starts_ts=alert.starts_ts,
             opened_at=now,
         )
-        base["incident_id"] = incident["id"]
-        if incident["action_id"] is not None:
-            reason = f"incident already handled by action #{incident['action_id']}"
-            return _Decided("duplicate", tx.insert_action(**base, decision="duplicate", reason=reason))
-        if incident["resolved_at"] is not None:
+        base["incident_id"] = incident.id
+        if incident.action_id is not None:
+            reason = f"incident already handled by action #{incident.action_id}"
+            return _Decided(
+                Decision.DUPLICATE, tx.insert_action(**base, decision=Decision.DUPLICATE, reason=reason)
+            )
+        if incident.resolved_at is not None:
             # a late or re-sent firing notification of an incident that is over
             return _Decided(
-                "duplicate", tx.insert_action(**base, decision="duplicate", reason="incident resolved")
+                Decision.DUPLICATE,
+                tx.insert_action(**base, decision=Decision.DUPLICATE, reason="incident resolved"),
             )
         if self.dry_run:
             action_id = tx.insert_action(
-                **base, decision="dry_run", reason="dry-run mode: Jenkins not called"
+                **base, decision=Decision.DRY_RUN, reason="dry-run mode: Jenkins not called"
             )
-            tx.update_incident(incident["id"], action_id=action_id)
-            return _Decided("dry_run", action_id)
+            tx.update_incident(incident.id, action_id=action_id)
+            return _Decided(Decision.DRY_RUN, action_id)
         pause = tx.active_pause(target, now)
         if pause:
-            reason = f"paused ({pause['target']}) until {pause['expires_at']:.0f}: {pause['reason'] or ''}".rstrip()
-            return _Decided("paused", tx.insert_action(**base, decision="paused", reason=reason))
-        return self._breaker_decides(tx, rule, base, incident["id"])
+            reason = f"paused ({pause.target}) until {pause.expires_at:.0f}: {pause.reason or ''}".rstrip()
+            return _Decided(
+                Decision.PAUSED, tx.insert_action(**base, decision=Decision.PAUSED, reason=reason)
+            )
+        return self._breaker_decides(tx, rule, base, incident.id)
 
     def _breaker_decides(self, tx: Tx, rule: Rule, base: dict[str, Any], incident_id: int) -> _Decided:
         now, target = base["created_at"], base["target"]
@@ -165,43 +172,49 @@ class Intake:
         if not verdict.allow:
             tx.save_breaker(row)
             action_id = tx.insert_action(**base, decision=verdict.decision, reason=verdict.reason)
-            return _Decided(verdict.decision, action_id, opened=dict(row) if verdict.opened else None)
+            return _Decided(
+                verdict.decision, action_id, opened=dataclasses.replace(row) if verdict.opened else None
+            )
         action_id = tx.insert_action(
             **base,
-            decision="triggered",
+            decision=Decision.TRIGGERED,
             reason=verdict.reason or "new incident",
             token=uuid.uuid4().hex,
             acted_at=now,
-            state="pending",
+            state=ActionState.PENDING,
             next_attempt_at=now,
             updated_at=now,
             trial=1 if verdict.trial else 0,
         )
         if verdict.trial:
-            row["trial_action_id"] = action_id
+            row.trial_action_id = action_id
         tx.save_breaker(row)
         tx.update_incident(incident_id, action_id=action_id)
-        return _Decided("triggered", action_id)
+        return _Decided(Decision.TRIGGERED, action_id)
 
     def _resolve(self, tx: Tx, alert: Alert, rule: Rule, base: dict[str, Any]) -> _Decided:
         now = base["created_at"]
         incident = tx.incident(rule.name, alert.fingerprint, alert.starts_at)
         if incident is None:
             return _Decided(
-                "resolved", tx.insert_action(**base, decision="resolved", reason="no incident on record")
+                Decision.RESOLVED,
+                tx.insert_action(**base, decision=Decision.RESOLVED, reason="no incident on record"),
             )
-        base["incident_id"] = incident["id"]
-        if incident["resolved_at"] is not None:
+        base["incident_id"] = incident.id
+        if incident.resolved_at is not None:
             return _Decided(
-                "duplicate", tx.insert_action(**base, decision="duplicate", reason="already resolved")
+                Decision.DUPLICATE,
+                tx.insert_action(**base, decision=Decision.DUPLICATE, reason="already resolved"),
             )
         ended = alert.ends_ts if alert.ends_ts and alert.ends_ts >= alert.starts_ts else now
-        tx.update_incident(incident["id"], resolved_at=now, ends_ts=ended)
+        tx.update_incident(incident.id, resolved_at=now, ends_ts=ended)
         reason = f"recovered after {ended - alert.starts_ts:.0f}s"
-        action_id = incident["action_id"]
+        action_id = incident.action_id
         # resolved before it was sent to Jenkins: nothing left to heal
         if action_id is not None and tx.cancel_pending(action_id, now):
             reason += f"; action #{action_id} cancelled before dispatch"
-        decided = _Decided("resolved", tx.insert_action(**base, decision="resolved", reason=reason))
+        decided = _Decided(
+            Decision.RESOLVED, tx.insert_action(**base, decision=Decision.RESOLVED, reason=reason)
+        )
         decided.recovered = max(0.0, ended - alert.starts_ts)
         return decided

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from . import breaker
+from .model import Decision
 from .rules import Rule
 from .store import SqlStore, StoreError
 
@@ -19,18 +20,7 @@ prometheus_client.disable_created_metrics()
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = (
-    "triggered",
-    "duplicate",
-    "no_rule",
-    "rejected_param",
-    "breaker_open",
-    "cooldown",
-    "paused",
-    "dry_run",
-    "failed",
-    "resolved",
-)
+OUTCOMES = tuple(Decision)
 RESULTS = ("SUCCESS", "FAILURE", "ABORTED", "UNSTABLE", "NOT_BUILT", "LOST", "ERROR")
 ENDPOINTS = ("build", "queue_item", "build_info", "job_builds", "queue", "crumb")
 
@@ -111,12 +101,12 @@ class StateCollector:
             p + "breaker_open", "1 open, 0.5 half-open, 0 closed.", labels=["rule", "target"]
         )
         for row in breakers:
-            opened.add_metric([row["rule"], row["target"]], breaker.gauge_value(row["state"]))
+            opened.add_metric([row.rule, row.target], breaker.gauge_value(row.state))
         yield opened
         paused = GaugeMetricFamily(
             p + "paused", "1 while automation is paused (target * is everything).", labels=["target"]
         )
-        targets = {row["target"]: row["expires_at"] > now for row in pauses}
+        targets = {row.target: row.expires_at > now for row in pauses}
         targets.setdefault("*", False)
         for target, active in sorted(targets.items()):
             paused.add_metric([target], 1.0 if active else 0.0)

@@ -8,6 +8,8 @@ from typing import Any
 
 import requests
 
+from .model import Breaker
+
 log = logging.getLogger(__name__)
 
 
@@ -19,23 +21,23 @@ class Notifier:
         self.timeout = timeout
         self._threads: list[threading.Thread] = []
 
-    def breaker_opened(self, row: dict[str, Any], url: str | None) -> None:
+    def breaker_opened(self, row: Breaker, url: str | None) -> None:
         log.error(
             "breaker opened key=%s rule=%s target=%s reason=%r: no more actions until it is reset",
-            row["bkey"],
-            row["rule"],
-            row["target"],
-            row["reason"],
+            row.bkey,
+            row.rule,
+            row.target,
+            row.reason,
         )
         if not url:
             return
         event = {
             "event": "breaker_open",
-            "key": row["bkey"],
-            "rule": row["rule"],
-            "target": row["target"],
-            "reason": row["reason"],
-            "opened_at": row["opened_at"],
+            "key": row.bkey,
+            "rule": row.rule,
+            "target": row.target,
+            "reason": row.reason,
+            "opened_at": row.opened_at,
         }
         thread = threading.Thread(target=self._post, args=(url, event), name="notify", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import yaml
 
 from . import breaker as breaker_mod
+from .model import Action, Breaker, Pause
 
 
 def when(ts: float | None) -> str | None:
@@ -20,62 +20,62 @@ def when(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def action(row: dict[str, Any]) -> dict[str, Any]:
+def action(row: Action) -> dict[str, Any]:
     out = {
-        "id": row["id"],
-        "at": when(row["created_at"]),
-        "decision": row["decision"],
-        "reason": row["reason"],
-        "status": row["status"],
-        "alertname": row["alertname"],
-        "fingerprint": row["fingerprint"],
-        "starts_at": row["starts_at"],
-        "rule": row["rule"],
-        "target": row["target"],
-        "job": row["job"],
-        "params": json.loads(row["params"]) if row["params"] else None,
-        "incident_id": row["incident_id"],
+        "id": row.id,
+        "at": when(row.created_at),
+        "decision": row.decision,
+        "reason": row.reason,
+        "status": row.status,
+        "alertname": row.alertname,
+        "fingerprint": row.fingerprint,
+        "starts_at": row.starts_at,
+        "rule": row.rule,
+        "target": row.target,
+        "job": row.job,
+        "params": row.params,
+        "incident_id": row.incident_id,
         "build": None,
     }
-    if row["token"]:
+    if row.token:
         out["build"] = {
-            "action_token": row["token"],
-            "state": row["state"],
-            "attempts": row["attempts"],
-            "queue_item": row["queue_id"],
-            "number": row["build_number"],
-            "url": row["build_url"],
-            "result": row["result"],
-            "finished_at": when(row["finished_at"]),
-            "error": row["error"],
-            "ineffective": None if row["ineffective"] is None else bool(row["ineffective"]),
-            "trial": bool(row["trial"]),
+            "action_token": row.token,
+            "state": row.state,
+            "attempts": row.attempts,
+            "queue_item": row.queue_id,
+            "number": row.build_number,
+            "url": row.build_url,
+            "result": row.result,
+            "finished_at": when(row.finished_at),
+            "error": row.error,
+            "ineffective": None if row.ineffective is None else bool(row.ineffective),
+            "trial": row.trial,
         }
     return out
 
 
-def breaker(row: dict[str, Any]) -> dict[str, Any]:
+def breaker(row: Breaker) -> dict[str, Any]:
     return {
-        "key": row["bkey"],
-        "rule": row["rule"],
-        "target": row["target"],
-        "state": row["state"],
-        "open": breaker_mod.gauge_value(row["state"]),
-        "opened_at": when(row["opened_at"]),
-        "reason": row["reason"],
-        "consecutive_ineffective": row["ineffective"],
-        "reset_at": when(row["reset_at"]),
-        "trial_action_id": row["trial_action_id"],
-        "updated_at": when(row["updated_at"]),
+        "key": row.bkey,
+        "rule": row.rule,
+        "target": row.target,
+        "state": row.state,
+        "open": breaker_mod.gauge_value(row.state),
+        "opened_at": when(row.opened_at),
+        "reason": row.reason,
+        "consecutive_ineffective": row.ineffective,
+        "reset_at": when(row.reset_at),
+        "trial_action_id": row.trial_action_id,
+        "updated_at": when(row.updated_at),
     }
 
 
-def pause(row: dict[str, Any]) -> dict[str, Any]:
+def pause(row: Pause) -> dict[str, Any]:
     return {
-        "target": row["target"],
-        "expires_at": when(row["expires_at"]),
-        "reason": row["reason"],
-        "created_at": when(row["created_at"]),
+        "target": row.target,
+        "expires_at": when(row.expires_at),
+        "reason": row.reason,
+        "created_at": when(row.created_at),
     }
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from ..config import StoreConfig
 from .connections import SqlStore
 from .errors import StoreError
-from .transaction import FINAL_STATES, IN_FLIGHT_STATES, Tx
+from .transaction import Tx
 
-__all__ = ["FINAL_STATES", "IN_FLIGHT_STATES", "SqlStore", "StoreError", "Tx", "open_store"]
+__all__ = ["SqlStore", "StoreError", "Tx", "open_store"]
 
 
 def open_store(config: StoreConfig) -> SqlStore:

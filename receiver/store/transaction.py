@@ -7,26 +7,29 @@ connections, its DDL and a few dialect bits (placeholders, FOR UPDATE, insert-or
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
 
-IN_FLIGHT_STATES = ("pending", "dispatching", "queued", "building")
-FINAL_STATES = ("done", "failed", "cancelled")
+from ..model import (
+    FINAL_STATES,
+    IN_FLIGHT_STATES,
+    STARTED_STATES,
+    Action,
+    ActionState,
+    Breaker,
+    BreakerState,
+    Incident,
+    Pause,
+)
+
 _IN_FLIGHT = ",".join(f"'{s}'" for s in IN_FLIGHT_STATES)
-_STARTED = "'dispatching','queued','building'"
-BREAKER_COLUMNS = (
-    "rule",
-    "target",
-    "state",
-    "opened_at",
-    "reason",
-    "ineffective",
-    "reset_at",
-    "trial_action_id",
-) + ("updated_at",)
+_STARTED = ",".join(f"'{s}'" for s in STARTED_STATES)
+_FINAL = ",".join(f"'{s}'" for s in FINAL_STATES)
+BREAKER_COLUMNS = tuple(f.name for f in fields(Breaker) if f.name != "bkey")
 
 
 class Tx:
-    """Operations inside one transaction (SqlStore.atomic); rows are dicts."""
+    """Operations inside one transaction (SqlStore.atomic); rows come back typed (model.py)."""
 
     def __init__(self, cursor: Any, dialect: Any):
         self.cur = cursor
@@ -50,14 +53,17 @@ class Tx:
 
     # incidents
 
-    def incident(self, rule: str, fingerprint: str, starts_at: str) -> dict[str, Any] | None:
+    def incident(self, rule: str, fingerprint: str, starts_at: str) -> Incident | None:
         """The incident, locked for the rest of the transaction."""
-        return self.row(
-            "SELECT * FROM incidents WHERE rule=? AND fingerprint=? AND starts_at=?" + self.d.for_update,  # noqa: S608
-            (rule, fingerprint, starts_at),
+        return _typed(
+            Incident,
+            self.row(
+                "SELECT * FROM incidents WHERE rule=? AND fingerprint=? AND starts_at=?" + self.d.for_update,  # noqa: S608
+                (rule, fingerprint, starts_at),
+            ),
         )
 
-    def open_incident(self, **fields: Any) -> dict[str, Any]:
+    def open_incident(self, **fields: Any) -> Incident:
         """Insert the incident unless its key exists (atomic, also across replicas); return it locked."""
         names = list(fields)
         self.execute(
@@ -93,18 +99,24 @@ class Tx:
             sql, args = sql + " AND owner=?", (*args, owner)
         return self.execute(sql, args).rowcount == 1
 
-    def action(self, action_id: int) -> dict[str, Any] | None:
-        return self.row("SELECT * FROM actions WHERE id=?", (action_id,))
+    def action(self, action_id: int) -> Action | None:
+        return _typed(Action, self.row("SELECT * FROM actions WHERE id=?", (action_id,)))
+
+    def actions(self, sql: str, args: tuple = ()) -> list[Action]:
+        return [Action.from_row(r) for r in self.rows(sql, args)]
 
     # Only actions that call Jenkins have `acted_at`; the index (rule, target, acted_at) holds
     # the other decisions as NULLs that a range never visits, however many duplicates pile up.
 
-    def last_action(self, rule: str, target: str) -> dict[str, Any] | None:
+    def last_action(self, rule: str, target: str) -> Action | None:
         """The newest action that called (or tried to call) Jenkins for this rule and target."""
-        return self.row(
-            "SELECT * FROM actions WHERE rule=? AND target=? AND acted_at IS NOT NULL"
-            " ORDER BY acted_at DESC, id DESC LIMIT 1",
-            (rule, target),
+        return _typed(
+            Action,
+            self.row(
+                "SELECT * FROM actions WHERE rule=? AND target=? AND acted_at IS NOT NULL"
+                " ORDER BY acted_at DESC, id DESC LIMIT 1",
+                (rule, target),
+            ),
         )
 
     def count_actions(self, rule: str, target: str, since: float) -> int:
@@ -117,55 +129,57 @@ class Tx:
 
     # breakers and pauses
 
-    def breaker(self, rule: str, target: str, now: float) -> dict[str, Any]:
+    def breaker(self, rule: str, target: str, now: float) -> Breaker:
         """The breaker row for rule and target (created closed), locked: one decision at a time."""
         key = breaker_key(rule, target)
         self.execute(
-            "INSERT INTO breakers (bkey,rule,target,state,ineffective,updated_at) VALUES (?,?,?,'closed',0,?)"  # noqa: S608
+            "INSERT INTO breakers (bkey,rule,target,state,ineffective,updated_at) VALUES (?,?,?,?,0,?)"  # noqa: S608
             + self.d.on_conflict_ignore("bkey"),
-            (key, rule, target, now),
+            (key, rule, target, BreakerState.CLOSED, now),
         )
-        found = self.row("SELECT * FROM breakers WHERE bkey=?" + self.d.for_update, (key,))  # noqa: S608
+        found = self.get_breaker(key)
         assert found is not None
         return found
 
-    def save_breaker(self, row: dict[str, Any]) -> None:
+    def save_breaker(self, row: Breaker) -> None:
         sets = ",".join(f"{k}=?" for k in BREAKER_COLUMNS)
-        args = (*(row[k] for k in BREAKER_COLUMNS), row["bkey"])
+        args = (*(getattr(row, k) for k in BREAKER_COLUMNS), row.bkey)
         self.execute(f"UPDATE breakers SET {sets} WHERE bkey=?", args)  # noqa: S608
 
-    def active_pause(self, target: str, now: float) -> dict[str, Any] | None:
-        return self.row(
-            "SELECT * FROM pauses WHERE target IN (?, '*') AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
-            (target, now),
+    def active_pause(self, target: str, now: float) -> Pause | None:
+        return _typed(
+            Pause,
+            self.row(
+                "SELECT * FROM pauses WHERE target IN (?, '*') AND expires_at > ? ORDER BY expires_at DESC LIMIT 1",
+                (target, now),
+            ),
         )
 
     # the dispatcher
 
-    def claimable(self, now: float, limit: int) -> list[dict[str, Any]]:
+    def claimable(self, now: float, limit: int) -> list[Action]:
         """Pending actions that are due and first in line for their target (one at a time)."""
-        return self.rows(
-            "SELECT a.* FROM actions a WHERE a.state='pending' AND a.next_attempt_at <= ?"  # noqa: S608
+        return self.actions(
+            f"SELECT a.* FROM actions a WHERE a.state='{ActionState.PENDING}' AND a.next_attempt_at <= ?"  # noqa: S608
             f" AND NOT EXISTS (SELECT 1 FROM actions b WHERE b.state IN ({_IN_FLIGHT})"
             " AND b.target=a.target AND b.id < a.id) ORDER BY a.id LIMIT ?",
             (now, limit),
         )
 
     def next_due(self) -> float | None:
-        return self.scalar("SELECT MIN(next_attempt_at) FROM actions WHERE state='pending'")
+        return self.scalar(f"SELECT MIN(next_attempt_at) FROM actions WHERE state='{ActionState.PENDING}'")  # noqa: S608
 
     def claim(self, action_id: int, owner: str, now: float, lease: float) -> bool:
         """Take a pending action for this replica; False when another one was faster."""
         return (
             self.execute(
-                "UPDATE actions SET state='dispatching', owner=?, lease_until=?, updated_at=?"
-                " WHERE id=? AND state='pending'",
-                (owner, now + lease, now, action_id),
+                "UPDATE actions SET state=?, owner=?, lease_until=?, updated_at=? WHERE id=? AND state=?",
+                (ActionState.DISPATCHING, owner, now + lease, now, action_id, ActionState.PENDING),
             ).rowcount
             == 1
         )
 
-    def take_over(self, owner: str, now: float, lease: float, own: bool) -> list[dict[str, Any]]:
+    def take_over(self, owner: str, now: float, lease: float, own: bool) -> list[Action]:
         """Started actions whose lease ran out, and with `own` those of a previous run of this replica."""
         mine = owner if own else ""  # no action has an empty owner
         candidates = self.rows(
@@ -179,16 +193,16 @@ class Tx:
                 f" AND state IN ({_STARTED})",
                 (owner, now + lease, row["id"], mine, now),
             )
-            if cur.rowcount == 1:
-                taken.append(self.action(row["id"]))
+            if cur.rowcount == 1 and (action := self.action(row["id"])) is not None:
+                taken.append(action)
         return taken
 
     def cancel_pending(self, action_id: int, now: float) -> bool:
         """Cancel an action that was never sent to Jenkins; False once it may have been."""
         return (
             self.execute(
-                "UPDATE actions SET state='cancelled', updated_at=? WHERE id=? AND state='pending'",
-                (now, action_id),
+                "UPDATE actions SET state=?, updated_at=? WHERE id=? AND state=?",
+                (ActionState.CANCELLED, now, action_id, ActionState.PENDING),
             ).rowcount
             == 1
         )
@@ -205,7 +219,7 @@ class Tx:
     def prune(self, before: float) -> int:
         """Forget audit rows older than `before` that no incident or breaker still needs."""
         cur = self.execute(
-            "DELETE FROM actions WHERE created_at < ? AND (state IS NULL OR state IN ('done','failed','cancelled'))"
+            f"DELETE FROM actions WHERE created_at < ? AND (state IS NULL OR state IN ({_FINAL}))"  # noqa: S608
             " AND id NOT IN (SELECT trial_action_id FROM breakers WHERE trial_action_id IS NOT NULL)",
             (before,),
         )
@@ -218,7 +232,7 @@ class Tx:
 
     def list_actions(
         self, limit: int, before: int | None = None, filters: dict[str, str] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Action]:
         where, args = [], []
         if before is not None:
             where.append("id < ?")
@@ -227,22 +241,25 @@ class Tx:
             where.append(f"{column}=?")
             args.append(value)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        return self.rows(f"SELECT * FROM actions{clause} ORDER BY id DESC LIMIT ?", (*args, limit))  # noqa: S608
+        return self.actions(f"SELECT * FROM actions{clause} ORDER BY id DESC LIMIT ?", (*args, limit))  # noqa: S608
 
-    def half_open_breakers(self) -> list[dict[str, Any]]:
-        return self.rows("SELECT * FROM breakers WHERE state='half_open'")
+    def half_open_breakers(self) -> list[Breaker]:
+        rows = self.rows("SELECT * FROM breakers WHERE state=?", (BreakerState.HALF_OPEN,))
+        return [Breaker.from_row(r) for r in rows]
 
-    def list_breakers(self) -> list[dict[str, Any]]:
-        return self.rows("SELECT * FROM breakers ORDER BY bkey")
+    def list_breakers(self) -> list[Breaker]:
+        return [Breaker.from_row(r) for r in self.rows("SELECT * FROM breakers ORDER BY bkey")]
 
-    def get_breaker(self, key: str) -> dict[str, Any] | None:
-        return self.row("SELECT * FROM breakers WHERE bkey=?" + self.d.for_update, (key,))  # noqa: S608
+    def get_breaker(self, key: str) -> Breaker | None:
+        """The breaker, locked for the rest of the transaction."""
+        return _typed(Breaker, self.row("SELECT * FROM breakers WHERE bkey=?" + self.d.for_update, (key,)))  # noqa: S608
 
-    def list_pauses(self, now: float) -> list[dict[str, Any]]:
-        return self.rows("SELECT * FROM pauses WHERE expires_at > ? ORDER BY target", (now,))
+    def list_pauses(self, now: float) -> list[Pause]:
+        rows = self.rows("SELECT * FROM pauses WHERE expires_at > ? ORDER BY target", (now,))
+        return [Pause.from_row(r) for r in rows]
 
-    def all_pauses(self) -> list[dict[str, Any]]:
-        return self.rows("SELECT * FROM pauses ORDER BY target")
+    def all_pauses(self) -> list[Pause]:
+        return [Pause.from_row(r) for r in self.rows("SELECT * FROM pauses ORDER BY target")]
 
     def set_pause(self, target: str, expires_at: float, reason: str, now: float) -> None:
         self.execute("DELETE FROM pauses WHERE target=?", (target,))
@@ -253,6 +270,10 @@ class Tx:
 
     def delete_pause(self, target: str) -> bool:
         return self.execute("DELETE FROM pauses WHERE target=?", (target,)).rowcount > 0
+
+
+def _typed(cls: Any, row: dict[str, Any] | None) -> Any:
+    return None if row is None else cls.from_row(row)
 
 
 def breaker_key(rule: str, target: str) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from stackmedic.receiver import breaker
 from stackmedic.receiver.config import BreakerPolicy
+from stackmedic.receiver.model import Action, ActionState, Breaker, Decision
 
 from harness.services import wait_for
 from tests.receiver.helpers import AUTH, FakeClock, actions, alert, decisions, notification, settled
@@ -16,30 +18,22 @@ from tests.receiver.helpers import AUTH, FakeClock, actions, alert, decisions, n
 POLICY = BreakerPolicy(cooldown=300, max_actions=3, window=3600, ineffective_after=900, max_ineffective=2)
 
 
-def closed_row() -> dict:
-    return {
-        "bkey": "r:t",
-        "rule": "r",
-        "target": "t",
-        "state": "closed",
-        "opened_at": None,
-        "reason": None,
-        "ineffective": 0,
-        "reset_at": None,
-        "trial_action_id": None,
-        "updated_at": None,
-    }
+def closed_row(**changes) -> Breaker:
+    return replace(Breaker(bkey="r:t", rule="r", target="t"), **changes)
 
 
-def done(action_id: int, created: float, finished: float, result: str = "SUCCESS", ineffective=None) -> dict:
-    return {
-        "id": action_id,
-        "state": "done",
-        "result": result,
-        "created_at": created,
-        "finished_at": finished,
-        "ineffective": ineffective,
-    }
+def done(
+    action_id: int, created: float, finished: float, result: str = "SUCCESS", ineffective=None
+) -> Action:
+    return Action(
+        id=action_id,
+        created_at=created,
+        decision=Decision.TRIGGERED,
+        state=ActionState.DONE,
+        result=result,
+        finished_at=finished,
+        ineffective=ineffective,
+    )
 
 
 def test_first_incident_is_allowed():
@@ -55,7 +49,7 @@ def test_cooldown_after_an_action():
 
 
 def test_action_still_running_blocks_as_cooldown():
-    running = {**done(1, 0, 0), "state": "building", "result": None}
+    running = replace(done(1, 0, 0), state="building", result=None)
     verdict = breaker.evaluate(closed_row(), POLICY, running, 1, 10_000)
     assert (verdict.allow, verdict.decision, verdict.reason) == (
         False,
@@ -67,34 +61,34 @@ def test_action_still_running_blocks_as_cooldown():
 def test_new_incident_soon_after_a_successful_build_marks_it_ineffective():
     row = closed_row()
     verdict = breaker.evaluate(row, POLICY, done(7, 0, 100), 1, 100 + 900)
-    assert verdict.judged == (7, 1) and row["ineffective"] == 1 and verdict.allow
-    row = closed_row() | {"ineffective": 1}
+    assert verdict.judged == (7, 1) and row.ineffective == 1 and verdict.allow
+    row = closed_row(ineffective=1)
     verdict = breaker.evaluate(row, POLICY, done(8, 0, 100), 1, 100 + 901)
-    assert verdict.judged == (8, 0) and row["ineffective"] == 0
+    assert verdict.judged == (8, 0) and row.ineffective == 0
 
 
 def test_failed_build_is_ineffective_whenever_the_alert_comes_back():
     row = closed_row()
     verdict = breaker.evaluate(row, POLICY, done(3, 0, 100, result="FAILURE"), 1, 100_000)
-    assert verdict.judged == (3, 1) and row["ineffective"] == 1
+    assert verdict.judged == (3, 1) and row.ineffective == 1
 
 
 def test_consecutive_ineffective_actions_open_the_breaker():
-    row = closed_row() | {"ineffective": 1}
+    row = closed_row(ineffective=1)
     verdict = breaker.evaluate(row, POLICY, done(2, 0, 100), 2, 600)
     assert (verdict.allow, verdict.decision, verdict.opened) == (False, "breaker_open", True)
-    assert row["state"] == "open" and row["opened_at"] == 600
-    assert row["reason"] == "2 consecutive actions did not fix it"
+    assert row.state == "open" and row.opened_at == 600
+    assert row.reason == "2 consecutive actions did not fix it"
 
 
 def test_too_many_actions_in_the_window_open_the_breaker():
     row = closed_row()
     verdict = breaker.evaluate(row, POLICY, done(3, 0, 10, ineffective=0), 3, 2000)
-    assert verdict.opened and row["reason"] == "3 actions within 1h"
+    assert verdict.opened and row.reason == "3 actions within 1h"
 
 
 def test_open_breaker_stays_open_without_reset_timeout():
-    row = closed_row() | {"state": "open", "opened_at": 0.0, "reason": "x"}
+    row = closed_row(state="open", opened_at=0.0, reason="x")
     verdict = breaker.evaluate(row, POLICY, done(3, 0, 10, ineffective=1), 0, 10**9)
     assert (verdict.allow, verdict.decision, verdict.opened) == (False, "breaker_open", False)
 
@@ -103,29 +97,29 @@ def test_reset_timeout_allows_one_trial_then_reopens_if_it_fails():
     policy = BreakerPolicy(
         cooldown=300, max_actions=3, window=3600, ineffective_after=900, max_ineffective=2, reset_timeout=3600
     )
-    row = closed_row() | {"state": "open", "opened_at": 0.0, "reason": "x", "ineffective": 2}
+    row = closed_row(state="open", opened_at=0.0, reason="x", ineffective=2)
     assert not breaker.evaluate(row, policy, done(3, 0, 10, ineffective=1), 0, 3599).allow
     trial = breaker.evaluate(row, policy, done(3, 0, 10, ineffective=1), 0, 3600)
-    assert trial.allow and trial.trial and row["state"] == "half_open"
-    running = {**done(4, 3600, 3600), "state": "queued", "result": None}
+    assert trial.allow and trial.trial and row.state == "half_open"
+    running = replace(done(4, 3600, 3600), state="queued", result=None)
     assert breaker.evaluate(row, policy, running, 1, 3700).decision == "breaker_open"
     again = breaker.evaluate(row, policy, done(4, 3600, 3700), 1, 3800)
-    assert again.opened and row["state"] == "open" and row["reason"] == "the trial action did not fix it"
+    assert again.opened and row.state == "open" and row.reason == "the trial action did not fix it"
 
 
 def test_successful_trial_closes_the_breaker():
     policy = BreakerPolicy(reset_timeout=60, ineffective_after=900)
-    row = closed_row() | {"state": "half_open", "opened_at": 0.0, "ineffective": 2, "trial_action_id": 4}
+    row = closed_row(state="half_open", opened_at=0.0, ineffective=2, trial_action_id=4)
     trial = done(4, 100, 200)
     assert not breaker.close_proven_trial(row, trial, policy, 1100)
     assert breaker.close_proven_trial(row, trial, policy, 1101)
-    assert row["state"] == "closed" and row["ineffective"] == 0 and row["reset_at"] == 1101
+    assert row.state == "closed" and row.ineffective == 0 and row.reset_at == 1101
 
 
 def test_reset_starts_the_window_again():
-    row = closed_row() | {"state": "open", "opened_at": 5.0, "ineffective": 3}
+    row = closed_row(state="open", opened_at=5.0, ineffective=3)
     breaker.reset(row, 1000.0)
-    assert row["state"] == "closed" and row["ineffective"] == 0
+    assert row.state == "closed" and row.ineffective == 0
     assert breaker.window_start(row, POLICY, 1500.0) == 1000.0
     assert breaker.window_start(row, POLICY, 10_000.0) == 10_000.0 - 3600
 

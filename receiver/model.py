@@ -1,0 +1,160 @@
+"""The receiver's words and rows: decisions, action and breaker states, and typed store rows.
+
+The enums' values are the words stored in the database, shown by the API and used as metric
+labels, so a `StrEnum` member can go anywhere its word went. Rows are decoded once, in the
+store (`store/transaction.py`): `params` arrive as a dict, states as enum members.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Any, Self
+
+
+class Decision(StrEnum):
+    """What the receiver decided on one alert (one audit row each)."""
+
+    TRIGGERED = "triggered"
+    DUPLICATE = "duplicate"
+    NO_RULE = "no_rule"
+    REJECTED_PARAM = "rejected_param"
+    BREAKER_OPEN = "breaker_open"
+    COOLDOWN = "cooldown"
+    PAUSED = "paused"
+    DRY_RUN = "dry_run"
+    FAILED = "failed"
+    RESOLVED = "resolved"
+
+
+class ActionState(StrEnum):
+    """Where a triggered action is: pending -> dispatching -> queued -> building -> done."""
+
+    PENDING = "pending"
+    DISPATCHING = "dispatching"  # a POST may be under way or may have reached Jenkins
+    QUEUED = "queued"
+    BUILDING = "building"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# not finished yet; STARTED: Jenkins may know of it, so it is owned by one replica under a lease
+IN_FLIGHT_STATES = (ActionState.PENDING, ActionState.DISPATCHING, ActionState.QUEUED, ActionState.BUILDING)
+STARTED_STATES = (ActionState.DISPATCHING, ActionState.QUEUED, ActionState.BUILDING)
+FINAL_STATES = (ActionState.DONE, ActionState.FAILED, ActionState.CANCELLED)
+
+
+class BreakerState(StrEnum):
+    """The loop breaker of one rule and target (see breaker.py)."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class _Row:
+    """A row of one table: built from the database's columns, changed in place by name."""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Self:
+        """The typed row from a column mapping; columns this version does not know are ignored."""
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})  # type: ignore[call-arg]
+
+    def update(self, **changes: Any) -> None:
+        for name, value in changes.items():
+            if not hasattr(self, name):
+                raise AttributeError(f"{type(self).__name__} has no column {name!r}")
+            setattr(self, name, value)
+
+
+@dataclass
+class Action(_Row):
+    """One decision on one alert; triggered ones also carry a token and a dispatch state."""
+
+    id: int
+    created_at: float
+    decision: Decision
+    reason: str | None = None
+    status: str | None = None  # the alert's: firing or resolved
+    alertname: str | None = None
+    fingerprint: str | None = None
+    starts_at: str | None = None
+    rule: str | None = None
+    target: str | None = None
+    job: str | None = None
+    params: dict[str, str] | None = None
+    incident_id: int | None = None
+    token: str | None = None
+    state: ActionState | None = None
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    owner: str | None = None
+    lease_until: float | None = None
+    dispatched_at: float | None = None
+    queue_id: int | None = None
+    build_number: int | None = None
+    build_url: str | None = None
+    result: str | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    updated_at: float | None = None
+    ineffective: int | None = None  # 1 ineffective, 0 effective, None not judged yet
+    trial: bool = False
+    acted_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.decision = Decision(self.decision)
+        if self.state is not None:
+            self.state = ActionState(self.state)
+        if isinstance(self.params, str):
+            self.params = json.loads(self.params) if self.params else None
+        self.trial = bool(self.trial)
+
+
+@dataclass
+class Incident(_Row):
+    """One firing of one alert for one rule: (rule, fingerprint, starts_at) is unique."""
+
+    id: int
+    rule: str
+    fingerprint: str
+    starts_at: str
+    target: str
+    alertname: str | None
+    starts_ts: float
+    opened_at: float
+    action_id: int | None = None
+    resolved_at: float | None = None
+    ends_ts: float | None = None
+
+
+@dataclass
+class Breaker(_Row):
+    """The loop breaker of one rule and target; `bkey` is rule:target."""
+
+    bkey: str
+    rule: str
+    target: str
+    state: BreakerState = BreakerState.CLOSED
+    opened_at: float | None = None
+    reason: str | None = None
+    ineffective: int = 0  # consecutive ineffective actions
+    reset_at: float | None = None
+    trial_action_id: int | None = None
+    updated_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.state = BreakerState(self.state)
+
+
+@dataclass
+class Pause(_Row):
+    """No actions for `target` (or everything, `*`) until `expires_at`."""
+
+    target: str
+    expires_at: float
+    reason: str | None = None
+    created_at: float | None = None
