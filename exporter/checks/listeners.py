@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from .proc_scan import COMM_LEN, program_name
+
 log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
@@ -72,6 +74,21 @@ def _diag_dump(family: int) -> list[tuple[str, int, int]]:
                 return found
 
 
+def program_of(process: psutil.Process) -> str:
+    """The full program name of a process (`stackmedic-exporter`, not the kernel's 15 bytes)."""
+    with process.oneshot():
+        name = process.name()
+        if len(name.encode()) != COMM_LEN:
+            return name  # short, or psutil completed it from the command line already
+        cmdline: list[str] = []
+        exe = ""
+        with contextlib.suppress(psutil.Error):
+            cmdline = process.cmdline()
+        with contextlib.suppress(psutil.Error):
+            exe = process.exe()
+    return program_name(name, cmdline, exe)
+
+
 def _owners(inodes: set[int], proc: str = "/proc") -> dict[int, str]:
     """Program name owning each socket inode, for those found in readable fd tables."""
     wanted = {f"socket:[{i}]": i for i in inodes}
@@ -91,7 +108,7 @@ def _owners(inodes: set[int], proc: str = "/proc") -> dict[int, str]:
                 continue
             if inode is not None and inode not in owners:
                 try:
-                    owners[inode] = psutil.Process(int(pid)).name()
+                    owners[inode] = program_of(psutil.Process(int(pid)))
                 except psutil.Error:
                     continue
         if len(owners) == len(wanted):
@@ -139,6 +156,6 @@ class ListenerTable:
             program = UNKNOWN
             if c.pid:
                 with contextlib.suppress(psutil.Error):
-                    program = psutil.Process(c.pid).name()
+                    program = program_of(psutil.Process(c.pid))
             out.append(Listener(c.laddr.ip, c.laddr.port, program))
         return out

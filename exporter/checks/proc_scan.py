@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -18,6 +18,25 @@ import psutil
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 COMM_LEN = 15  # the kernel truncates names to 15 bytes
+# where the program's own path is in a command line: first, or after an interpreter and
+# its options (`python3 -u /usr/bin/stackmedic-exporter ...`)
+_PROGRAM_ARGS = 4
+
+
+def program_name(comm: str, cmdline: Sequence[str], exe: str = "") -> str:
+    """The program's full name: the kernel's `comm`, completed when it was cut at 15 bytes.
+
+    A script's `comm` is its file name cut short (`stackmedic-expo`) while its executable
+    is the interpreter, so the full name is the first of the command line's leading
+    arguments, then the executable, whose file name begins with `comm`.
+    """
+    if len(comm.encode()) < COMM_LEN:
+        return comm
+    for path in (*cmdline[:_PROGRAM_ARGS], exe):
+        base = os.path.basename(path)
+        if base.startswith(comm):
+            return base
+    return comm
 
 
 def _read(path: str, size: int = 4096) -> bytes:
@@ -83,12 +102,7 @@ class ProcScanner:
             if cached is None:
                 cached = self._cache[key] = self._details(entry, comm)
             exe, cmdline = cached
-            name = comm.decode(errors="replace")
-            if len(comm) >= COMM_LEN and cmdline:
-                # like psutil: the full name from the command line when the kernel's is cut
-                full = os.path.basename(cmdline[0])
-                if full.startswith(name):
-                    name = full
+            name = program_name(comm.decode(errors="replace"), cmdline, exe)
             cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
             yield ProcInfo(pid, name, exe, cmdline, int(fields[21]) * PAGE_SIZE, cpu, int(fields[19]))
         if len(self._cache) > len(live):
@@ -104,7 +118,7 @@ class ProcScanner:
                 cmdline = tuple(p.decode(errors="replace") for p in raw.rstrip(b"\0").split(b"\0") if raw)
             except OSError:
                 pass
-        if self.need_exe:
+        if self.need_exe or len(comm) >= COMM_LEN:
             with contextlib.suppress(OSError):
                 exe = os.readlink(f"{self.proc}/{pid}/exe").removesuffix(" (deleted)")
         return exe, cmdline

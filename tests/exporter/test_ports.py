@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import psutil
+import pytest
 from stackmedic.exporter.checks.listeners import ListenerTable
-from stackmedic.exporter.checks.ports import PortsCheck, PortTarget
+from stackmedic.exporter.checks.ports import PortsCheck, PortTarget, connect_all
+from stackmedic.exporter.checks.proc_scan import program_name
+from stackmedic.exporter.deadline import Deadline
 
+from harness.services import free_port, wait_for
 from tests.exporter.helpers import scrape
 
 ME = psutil.Process().name()
@@ -85,3 +92,43 @@ def test_listener_owner_is_looked_up_once_per_socket(tcp_listener):
     for inode in inode_owner:
         table._owners[inode] = "cached"
     assert {x.program for x in table.listeners() if x.port == port} == {"cached"}
+
+
+@pytest.fixture
+def running_exporter(tmp_path):
+    """The real stackmedic-exporter (a script: the kernel names it `stackmedic-expo`)."""
+    port = free_port()
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("system:\n")
+    program = Path(sys.executable).parent / "stackmedic-exporter"
+    proc = subprocess.Popen(
+        [str(program), f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}"],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: connect_all([("127.0.0.1", port)], Deadline.after(1))[0], 30, "the exporter")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_listener_program_is_the_full_name_not_the_cut_comm(running_exporter):
+    port = running_exporter
+    check = PortsCheck([PortTarget("exporter", port, program=re.compile("stackmedic-exporter"))])
+    reg = scrape([check])
+    labels = {"name": "exporter", "port": str(port)}
+    assert reg.get_sample_value("stackmedic_tcp_port_expected_program", labels) == 1
+    info = {**labels, "program": "stackmedic-exporter"}
+    assert reg.get_sample_value("stackmedic_tcp_port_listener_info", info) == 1
+
+
+def test_program_name_from_command_line_and_executable():
+    comm = "stackmedic-expo"
+    script = ("/venv/bin/python3", "/venv/bin/stackmedic-exporter", "--config.file=x")
+    assert program_name(comm, script) == "stackmedic-exporter"
+    assert program_name(comm, ("/opt/stackmedic-exporter-1.0",)) == "stackmedic-exporter-1.0"
+    assert program_name(comm, (), "/usr/local/bin/stackmedic-exporter") == "stackmedic-exporter"
+    # a short name is the name; a long one nothing completes stays as the kernel has it
+    assert program_name("mariadbd", ("/usr/sbin/mariadbd-wrapper",)) == "mariadbd"
+    assert program_name(comm, ("/usr/bin/other",), "/usr/bin/python3.11") == comm
