@@ -34,12 +34,15 @@ LOAD1 = MetricSpec("load1", "gauge", "1-minute load average.")
 LOAD5 = MetricSpec("load5", "gauge", "5-minute load average.")
 LOAD15 = MetricSpec("load15", "gauge", "15-minute load average.")
 FILESYSTEM_SIZE = MetricSpec(
-    "filesystem_size_bytes", "gauge", "Size of the filesystem, 0 when not mounted.", ("mountpoint",)
+    "filesystem_size_bytes",
+    "gauge",
+    "Size of the filesystem holding the path, 0 when the path does not exist.",
+    ("mountpoint",),
 )
 FILESYSTEM_AVAIL = MetricSpec(
     "filesystem_avail_bytes",
     "gauge",
-    "Bytes available to unprivileged users, 0 when not mounted.",
+    "Bytes available to unprivileged users on it, 0 when the path does not exist.",
     ("mountpoint",),
 )
 HOST_METRICS = (CPU_UTILIZATION, MEMORY_TOTAL, MEMORY_AVAILABLE, SWAP_TOTAL, SWAP_USED, LOAD1, LOAD5, LOAD15)
@@ -130,13 +133,13 @@ class SystemCheck(Check):
         for spec, value in zip((LOAD1, LOAD5, LOAD15), os.getloadavg(), strict=True):
             out.add(spec, value)
         for mountpoint in self.filesystems:
-            size = avail = 0  # not mounted (or gone): the series stays, at 0
-            if os.path.ismount(mountpoint):
-                try:
-                    usage = self._disk_usage(mountpoint)
-                    size, avail = usage.total, usage.free
-                except OSError:
-                    pass
+            # any path reads the filesystem that holds it, as df does: a folder that is not
+            # its own mount point, or a bind mount, is on the filesystem below it
+            try:
+                usage = self._disk_usage(mountpoint)
+                size, avail = usage.total, usage.free
+            except OSError:
+                size = avail = 0  # the path is gone: the series stays, at 0
             out.add(FILESYSTEM_SIZE, size, mountpoint)
             out.add(FILESYSTEM_AVAIL, avail, mountpoint)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections import namedtuple
 
+import pytest
 from stackmedic.exporter.checks.system import MIN_CPU_WINDOW, CpuRatio, SystemCheck
+from stackmedic.exporter.deadline import Deadline
 
 from tests.exporter.helpers import scrape
 
@@ -87,3 +91,31 @@ def test_real_values_and_missing_filesystem(tmp_path):
     missing = {"mountpoint": str(tmp_path / "not-mounted")}
     assert reg.get_sample_value("stackmedic_filesystem_size_bytes", missing) == 0
     assert reg.get_sample_value("stackmedic_filesystem_avail_bytes", missing) == 0
+
+
+def test_a_path_reads_the_filesystem_that_holds_it(tmp_path):
+    """A folder that is not a mount point is on its parent's filesystem (was 0, no error)."""
+    folder = tmp_path / "docker-data"
+    folder.mkdir()
+    check = SystemCheck([str(folder)])
+    out = check.samples()
+    check.run(out, Deadline.after(2))
+    st = os.statvfs(tmp_path)
+    assert out.value("filesystem_size_bytes", str(folder)) == st.f_blocks * st.f_frsize > 0
+    assert out.value("filesystem_avail_bytes", str(folder)) > 0
+
+
+def test_a_bind_mount_reads_the_filesystem_under_it(tmp_path):
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.mkdir()
+    target.mkdir()
+    if subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True).returncode:
+        pytest.skip("bind mounts need root")
+    try:
+        check = SystemCheck([str(target)])
+        out = check.samples()
+        check.run(out, Deadline.after(2))
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    st = os.statvfs(tmp_path)
+    assert out.value("filesystem_size_bytes", str(target)) == st.f_blocks * st.f_frsize > 0
