@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format system-deps venv bench clean
+.PHONY: run test check lint typecheck format system-deps venv bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,19 @@ run: $(STAMP)
 test: system-deps $(STAMP) lint
 	$(BIN)/pytest
 
+## check: the fast loop (under a minute): lint, mypy, and every test that starts no real service
+check: $(STAMP) lint typecheck
+	STACKMEDIC_TESTS_NO_SERVICES=1 $(BIN)/pytest -q -m "not services and not e2e"
+
 system-deps:
 	scripts/install-system-deps.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -41,6 +41,18 @@ def require_binary(name: str) -> str:
     raise AssertionError("unreachable")
 
 
+NO_SERVICES_ENV = "STACKMEDIC_TESTS_NO_SERVICES"
+
+
+def refuse_in_fast_loop(what: str) -> None:
+    """Fail a test that starts a real service under `make check` (it lacks the services marker)."""
+    if os.environ.get(NO_SERVICES_ENV):
+        pytest.fail(
+            f"this test starts {what} but is not marked `services`: get it through a fixture of "
+            "tests/conftest.py (SERVICE_FIXTURES) or mark it, so that `make check` deselects it"
+        )
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
@@ -134,6 +146,7 @@ class MariaDB:
         self.process: Process | None = None
 
     def start(self) -> MariaDB:
+        refuse_in_fast_loop("MariaDB")
         install_db = require_binary("mariadb-install-db")
         mariadbd = require_binary("mariadbd")
         first_start = not self.datadir.exists()
@@ -279,6 +292,7 @@ class DockerEngine:
         self.client: Any = None
 
     def start(self) -> DockerEngine:
+        refuse_in_fast_loop("dockerd")
         dockerd = require_binary("dockerd")
         require_binary("containerd")
         for d in ("data", "exec"):
@@ -400,6 +414,7 @@ class Prometheus:
         self.process: Process | None = None
 
     def start(self) -> Prometheus:
+        refuse_in_fast_loop("Prometheus")
         binary = require_binary("prometheus")
         self.process = Process(
             [
@@ -465,6 +480,7 @@ class Alertmanager:
         self.process: Process | None = None
 
     def start(self) -> Alertmanager:
+        refuse_in_fast_loop("Alertmanager")
         binary = require_binary("prometheus-alertmanager")
         cluster = f"127.0.0.1:{self.cluster_port}" if self.cluster_port else ""
         argv = [

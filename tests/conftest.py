@@ -12,6 +12,20 @@ from harness.services import Alertmanager, DockerEngine, MariaDB, Prometheus
 
 REPO = Path(__file__).resolve().parent.parent
 
+# A test that uses one of these fixtures, directly or through another fixture, starts a real
+# service: it gets the `services` marker without having to say so, and `make check` (which
+# deselects them) stays fast. harness.services refuses to start a service under `make check`,
+# so a test that starts one some other way fails there instead of hiding in the fast loop.
+SERVICE_FIXTURES = frozenset(
+    {"mariadb", "mariadb_factory", "docker_engine", "prometheus_factory", "alertmanager_factory", "chromium"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
