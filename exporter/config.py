@@ -147,13 +147,17 @@ SERVICE = vol.All(
     },
     _service_default,
 )
+DOCKER = {
+    vol.Optional("url"): _docker_url,
+}
 CONTAINERS = {
-    vol.Optional("docker_url", default=DEFAULT_DOCKER_URL): _docker_url,
+    # older configs named the engine in each Docker section; docker.url is the one place now
+    vol.Optional("docker_url"): _docker_url,
     vol.Optional("timeout", default=5.0): _positive_duration,
     vol.Optional("services", default=[]): vol.All(_each(SERVICE), _unique("name")),
 }
 DOCKER_SPACE = {
-    vol.Optional("docker_url", default=DEFAULT_DOCKER_URL): _docker_url,
+    vol.Optional("docker_url"): _docker_url,
     vol.Optional("refresh_interval", default=300.0): _positive_duration,
     vol.Optional("timeout", default=120.0): _positive_duration,
 }
@@ -225,6 +229,7 @@ SCHEMA = vol.Schema(
     {
         vol.Optional("scrape", default={}): _section(SCRAPE),
         vol.Optional("system"): _section(SYSTEM),
+        vol.Optional("docker"): _section(DOCKER),
         vol.Optional("containers"): _section(CONTAINERS),
         vol.Optional("docker_space"): _section(DOCKER_SPACE),
         vol.Optional("processes"): _section(PROCESSES),
@@ -236,7 +241,52 @@ SCHEMA = vol.Schema(
 )
 
 
-def _resolve_secrets(config: dict) -> dict:
+DOCKER_SECTIONS = ("containers", "docker_space")
+
+
+def _docker_problems(config: dict) -> list[tuple[str, str]]:
+    """Give every Docker check one engine address: docker.url, else DOCKER_HOST (as the docker
+    CLI does), else the standard socket. A section's own docker_url must agree with it."""
+    sections = [s for s in DOCKER_SECTIONS if config.get(s) is not None]
+    given = [("docker.url", (config.get("docker") or {}).get("url"))]
+    given += [(f"{s}.docker_url", config[s].get("docker_url")) for s in sections]
+    given = [(path, value) for path, value in given if value]
+    if not given and not sections:
+        return []
+    if given:
+        first_path, address = given[0]
+        problems = [
+            (
+                path,
+                f"{value!r} differs from {first_path} {address!r}: Docker checks use one address, set it once as docker.url",
+            )
+            for path, value in given[1:]
+            if value != address
+        ]
+        if problems:
+            return problems
+    elif os.environ.get("DOCKER_HOST"):
+        try:
+            address = _docker_url(os.environ["DOCKER_HOST"])
+        except vol.Invalid as exc:
+            return [("DOCKER_HOST", exc.error_message)]
+    else:
+        address = DEFAULT_DOCKER_URL
+    config["docker"] = {"url": address}
+    for s in sections:
+        config[s]["docker_url"] = address
+    return []
+
+
+def _resolve(config: dict) -> dict:
+    """What validation cannot do alone: the Docker address, and secrets; every problem at once."""
+    problems = _docker_problems(config) + _secret_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _secret_problems(config: dict) -> list[tuple[str, str]]:
     """Read each MySQL password from its env var or file; errors never show the secret."""
     problems = []
     for i, server in enumerate(config.get("mysql") or []):
@@ -248,19 +298,17 @@ def _resolve_secrets(config: dict) -> dict:
             problems.append((f"mysql[{i}].{key}", str(exc)))
             continue
         server["password"] = Secret(secret) if secret is not None else None
-    if problems:
-        raise ConfigError(problems)
-    return config
+    return problems
 
 
 def parse(data: Any) -> dict:
     """Validate a parsed YAML document; raise ConfigError listing every problem."""
-    return _resolve_secrets(validate(SCHEMA, {} if data is None else data))
+    return _resolve(validate(SCHEMA, {} if data is None else data))
 
 
 def load(path: str | Path) -> dict:
     """Read, validate and resolve a configuration file."""
-    return _resolve_secrets(load_config(path, SCHEMA))
+    return _resolve(load_config(path, SCHEMA))
 
 
 def default_filesystems() -> list[str]:
@@ -280,7 +328,9 @@ def default_config(docker_socket: str = "/var/run/docker.sock") -> dict:
         "system": {"filesystems": default_filesystems()},
         "ports": {"discover": True},
     }
-    if os.path.exists(docker_socket):
-        data["containers"] = {"docker_url": f"unix://{docker_socket}"}
-        data["docker_space"] = {"docker_url": f"unix://{docker_socket}"}
+    if os.environ.get("DOCKER_HOST"):
+        data["containers"] = data["docker_space"] = None  # DOCKER_HOST says where
+    elif os.path.exists(docker_socket):
+        data["docker"] = {"url": f"unix://{docker_socket}"}
+        data["containers"] = data["docker_space"] = None
     return parse(data)

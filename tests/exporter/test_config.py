@@ -188,3 +188,52 @@ def test_metrics_reference_lists_every_metric():
     text = (REPO / "docs" / "metrics.md").read_text()
     documented = set(re.findall(r"^\| `(stackmedic_\w+)` \|", text, re.M))
     assert documented == {s.full_name for s in declared_metrics()}
+
+
+def test_docker_checks_share_one_address_from_docker_host(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    cfg = config.parse({"containers": {"services": [{"name": "petclinic"}]}, "docker_space": {}})
+    assert cfg["docker"]["url"] == "tcp://127.0.0.1:2375"
+    assert cfg["containers"]["docker_url"] == cfg["docker_space"]["docker_url"] == "tcp://127.0.0.1:2375"
+
+
+def test_docker_url_set_once_beats_docker_host(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    cfg = config.parse({"docker": {"url": "unix:///run/other.sock"}, "containers": {}, "docker_space": {}})
+    assert cfg["containers"]["docker_url"] == cfg["docker_space"]["docker_url"] == "unix:///run/other.sock"
+    # an older config's per-section docker_url still counts, for both checks
+    cfg = config.parse({"containers": {"docker_url": "unix:///run/other.sock"}, "docker_space": {}})
+    assert cfg["docker_space"]["docker_url"] == "unix:///run/other.sock"
+
+
+def test_docker_addresses_that_disagree_are_an_error(monkeypatch):
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    with pytest.raises(ConfigError) as err:
+        config.parse(
+            {
+                "docker": {"url": "unix:///run/a.sock"},
+                "docker_space": {"docker_url": "tcp://127.0.0.1:2375"},
+            }
+        )
+    assert err.value.lines() == [
+        "config error: docker_space.docker_url: 'tcp://127.0.0.1:2375' differs from docker.url "
+        "'unix:///run/a.sock': Docker checks use one address, set it once as docker.url"
+    ]
+
+
+def test_bad_docker_host_is_named(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "docker.example:2375")
+    with pytest.raises(ConfigError) as err:
+        config.parse({"containers": {}})
+    assert err.value.lines() == [
+        "config error: DOCKER_HOST: invalid Docker URL 'docker.example:2375': "
+        "expected unix:///path or tcp://host:port"
+    ]
+    # without a Docker check, DOCKER_HOST is not read at all
+    assert "docker" not in config.parse({"system": {}})
+
+
+def test_embedded_default_follows_docker_host(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    cfg = config.default_config(docker_socket=str(tmp_path / "no.sock"))
+    assert cfg["containers"]["docker_url"] == cfg["docker_space"]["docker_url"] == "tcp://127.0.0.1:2375"
