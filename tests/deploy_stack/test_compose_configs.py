@@ -78,8 +78,8 @@ def test_the_jobs_restart_what_the_receiver_may_ask_for():
     receiver = yaml.safe_load((REPO / "deploy/compose/receiver.yml").read_text())
     jobs = yaml.safe_load((REPO / "deploy/compose/jobs.yml").read_text())
     rules = {r["name"]: r for r in receiver["rules"]}
-    restartable = re.compile(rules["restart"]["allow"]["compose_service"])
-    restorable = re.compile(rules["restore"]["allow"]["database"])
+    restartable = re.compile(rules["restart-app"]["allow"]["compose_service"])
+    restorable = re.compile(rules["restore-database"]["allow"]["database"])
     assert {s for s in jobs["services"] if restartable.fullmatch(s)} == set(jobs["services"])
     assert {d for d in jobs["databases"] if restorable.fullmatch(d)} == set(jobs["databases"])
     # never the database server or the Jenkins that runs the jobs

@@ -146,7 +146,7 @@ def test_seed_stack_example_is_valid(monkeypatch):
         "mysql",
         "jenkins",
     ]
-    assert [g["group"] for g in cfg["processes"]["groups"]] == ["mysqld", "petclinic", "jenkins"]
+    assert [g["group"] for g in cfg["processes"]["groups"]] == ["mysql", "petclinic", "jenkins"]
     assert cfg["http"][0]["keyword"] == "Welcome"
     assert cfg["mysql"][0]["port"] == 3316
     assert "owners" in cfg["mysql"][0]["tables"]["petclinic"]
