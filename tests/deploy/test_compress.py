@@ -91,11 +91,15 @@ def test_prometheus_config_is_retargeted_and_scaled():
     fast = compress.compress_prometheus_config(
         doc,
         5,
-        targets={"stackmedic-exporter": ["127.0.0.1:19877"]},
+        targets={"stackmedic-exporter": ["127.0.0.1:19877"], "alertmanager": ["127.0.0.1:19093"]},
         alertmanagers=["127.0.0.1:19093"],
         rule_files=["rules/*.yml"],
     )
     jobs = {j["job_name"]: j for j in fast["scrape_configs"]}
+    # a retargeted job and the replaced Alertmanagers lose the compose secrets' credentials
+    assert "basic_auth" in {j["job_name"]: j for j in doc["scrape_configs"]}["alertmanager"]
+    assert "basic_auth" not in jobs["alertmanager"] and "basic_auth" in jobs["prometheus"]
+    assert "basic_auth" not in fast["alerting"]["alertmanagers"][0]
     assert jobs["stackmedic-exporter"]["scrape_interval"] == "1s"
     assert jobs["stackmedic-exporter"]["scrape_timeout"] == "800ms"
     assert jobs["stackmedic-exporter"]["static_configs"] == [{"targets": ["127.0.0.1:19877"]}]

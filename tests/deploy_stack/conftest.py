@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +32,14 @@ class ResolvedCompose:
 
 def generate_secrets(directory: Path) -> subprocess.CompletedProcess:
     """Run secrets/generate.sh into `directory`."""
+    # without htpasswd on the machine, the bcrypt hashes of the web configs come from the
+    # test's own Python (bcrypt is a dependency of stackmedic)
     return subprocess.run(
         ["bash", str(REPO / "secrets" / "generate.sh"), str(directory)],
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, "PYTHON": sys.executable},
     )
 
 

@@ -149,6 +149,10 @@ SECRET_USERS = {
     "jenkins_token": {"jenkins", "stackmedic-receiver"},
     "jenkins_admin_password": {"jenkins"},
     "grafana_admin_password": {"grafana"},
+    "prometheus_password": {"prometheus", "grafana"},
+    "alertmanager_password": {"prometheus", "alertmanager"},
+    "prometheus_web_config": {"prometheus"},
+    "alertmanager_web_config": {"alertmanager"},
 }
 
 
@@ -164,7 +168,7 @@ def test_secrets_are_files_under_secrets_and_the_generator_makes_every_one(resol
     secrets_dir = resolved_compose.workdir / "secrets"
     for name, secret in resolved_compose.config["secrets"].items():
         path = Path(secret["file"])
-        assert path == secrets_dir / f"{name}.txt"
+        assert path in (secrets_dir / f"{name}.txt", secrets_dir / f"{name.removesuffix('_config')}.yml")
         assert path.read_text().strip(), f"{name} generated empty"
 
 

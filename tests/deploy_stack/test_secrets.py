@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import subprocess
 from pathlib import Path
 
+import bcrypt
 import yaml
 
 from tests.deploy_stack.conftest import REPO, generate_secrets
 
 
-def compose_secret_names() -> set[str]:
-    return set(yaml.safe_load((REPO / "compose.yaml").read_text())["secrets"])
+def compose_secret_files() -> set[str]:
+    secrets = yaml.safe_load((REPO / "compose.yaml").read_text())["secrets"]
+    return {Path(s["file"]).name for s in secrets.values()}
 
 
 def test_it_writes_every_secret_of_compose_yaml(tmp_path: Path):
     out = tmp_path / "s"
     generate_secrets(out)
-    assert {p.stem for p in out.glob("*.txt")} == compose_secret_names()
+    assert {p.name for p in out.iterdir()} == compose_secret_files()
     for path in out.glob("*.txt"):
         value = path.read_text()
         assert value == value.strip() and len(value) >= 24, path.name
@@ -70,3 +73,38 @@ def test_generated_secrets_are_ignored_by_git(tmp_path: Path):
     for kept in ("README.md", "generate.sh", ".gitignore"):
         run = subprocess.run(["git", "check-ignore", "--no-index", "-q", f"secrets/{kept}"], cwd=REPO)
         assert run.returncode == 1, f"secrets/{kept} would be ignored"
+
+
+def web_config_user(path: Path) -> tuple[str, str]:
+    ((user, hashed),) = yaml.safe_load(path.read_text())["basic_auth_users"].items()
+    return user, hashed
+
+
+def test_the_web_configs_hold_a_bcrypt_hash_of_their_password_never_the_password(tmp_path: Path):
+    out = tmp_path / "s"
+    generate_secrets(out)
+    for web, password in (
+        ("prometheus_web.yml", "prometheus_password"),
+        ("alertmanager_web.yml", "alertmanager_password"),
+    ):
+        text = (out / web).read_text()
+        secret = (out / f"{password}.txt").read_text()
+        assert secret not in text
+        user, hashed = web_config_user(out / web)
+        assert user == "admin"
+        assert bcrypt.checkpw(secret.encode(), hashed.encode()), web
+        assert stat.S_IMODE((out / web).stat().st_mode) == 0o644
+
+
+def test_a_rotated_password_gets_a_new_web_config_and_a_kept_one_keeps_it(tmp_path: Path):
+    out = tmp_path / "s"
+    generate_secrets(out)
+    before = (out / "alertmanager_web.yml").read_text()
+    generate_secrets(out)
+    assert (out / "alertmanager_web.yml").read_text() == before
+    os.utime(out / "alertmanager_web.yml", (1, 1))  # older than any password file
+    (out / "alertmanager_password.txt").write_text("rotated-by-the-operator")
+    run = generate_secrets(out)
+    assert "alertmanager_web.yml" in run.stdout
+    _, hashed = web_config_user(out / "alertmanager_web.yml")
+    assert bcrypt.checkpw(b"rotated-by-the-operator", hashed.encode())
