@@ -1,0 +1,58 @@
+"""The Prometheus Operator's custom resources as strict JSON Schemas, for `jsonschema`.
+
+kubernetes-validate knows the built-in kinds only. The operator's kinds (ServiceMonitor,
+PrometheusRule, AlertmanagerConfig) are checked against the PyPI package
+`cloudcoil.models.prometheus_operator` (Apache-2.0): pydantic models its authors generate from
+the operator's CRDs, so its JSON Schema carries the CRDs' field names, types, enums and
+required keys. The upstream CRD files themselves are not vendored here (docs/kubernetes.md says
+why). pydantic leaves unknown keys allowed; the API server prunes or rejects them (and
+`kubectl apply --validate=strict` refuses them), so every object schema with named properties
+is closed here: an unknown or misspelt field fails, as it would on a cluster.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jsonschema
+
+API_PACKAGE = "cloudcoil.models.prometheus_operator"
+
+
+def _close(node: Any) -> Any:
+    """Every object schema with `properties` and nothing said of other keys refuses them."""
+    if isinstance(node, dict):
+        out = {k: _close(v) for k, v in node.items()}
+        if "properties" in out and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(node, list):
+        return [_close(v) for v in node]
+    return node
+
+
+@functools.cache
+def schema(api_version: str, kind: str) -> dict[str, Any]:
+    """The strict schema of `kind` in `api_version` (monitoring.coreos.com/v1 or v1alpha1)."""
+    import importlib
+
+    group, _, version = api_version.partition("/")
+    if group != "monitoring.coreos.com":
+        raise LookupError(f"no schema for {api_version} {kind}")
+    module = importlib.import_module(f"{API_PACKAGE}.{version}")
+    model = getattr(module, kind, None)
+    if model is None:
+        raise LookupError(f"no schema for {api_version} {kind}")
+    return _close(model.model_json_schema())
+
+
+def errors(obj: dict[str, Any]) -> list[str]:
+    """Every violation of `obj` against its kind's schema, as `path: message`."""
+    validator = jsonschema.Draft202012Validator(schema(obj["apiVersion"], obj["kind"]))
+    out = []
+    for error in validator.iter_errors(obj):
+        # an optional field is `anyOf: [X, null]`: name the deepest branch, not the whole list
+        best = jsonschema.exceptions.best_match([error])
+        out.append(f"{'.'.join(map(str, best.absolute_path)) or '(root)'}: {best.message[:200]}")
+    return sorted(out)
