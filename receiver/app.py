@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
 from . import config as config_mod
+from .actuators.jenkins import JenkinsClient
 from .api import bp as api_bp
 from .config import Config
 from .context import EXTENSION, Services
 from .dispatcher import Dispatcher
 from .intake import Intake
-from .jenkins import JenkinsClient
 from .metrics import ReceiverMetrics, StateCollector
 from .notify import Notifier
 from .rules import compile_rules
@@ -48,7 +48,7 @@ def _build_services(config: Config, clock: Callable[[], float], session: request
     dispatcher = None
     j = config.jenkins
     if j is not None and not config.dry_run:
-        client = JenkinsClient(
+        jenkins = JenkinsClient(
             j.url,
             j.user,
             api_token=j.api_token,
@@ -58,15 +58,15 @@ def _build_services(config: Config, clock: Callable[[], float], session: request
             verify_tls=j.verify_tls,
             session=session,
             observe=lambda endpoint, seconds: metrics.jenkins_seconds.labels(endpoint).observe(seconds),
+            token_param=j.action_id_param,
         )
         dispatcher = Dispatcher(
             store,
-            client,
+            {"jenkins": jenkins},
             config.dispatcher,
             metrics,
             by_name,
             owner=config.store.replica,
-            token_param=j.action_id_param,
             poll_interval=j.poll_interval,
             grace=j.timeout,
             retention=config.store.retention,

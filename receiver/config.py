@@ -24,6 +24,7 @@ DEFAULT_LISTEN = ":9878"
 RULE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 PARAM_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 LABEL_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ACTUATORS = ["jenkins"]  # actuators/<name>.py; a rule picks one with `actuator:`
 TEMPLATE_REF = re.compile(r"\{([^{}]*)\}")
 
 
@@ -77,6 +78,7 @@ RULE = vol.Schema(
         vol.Optional("match", default={}): {_matches(LABEL_NAME, "label name"): str},
         vol.Optional("match_re", default={}): {_matches(LABEL_NAME, "label name"): regex},
         vol.Required("job"): _matches(r"^[A-Za-z0-9_.-]{1,128}$", "job name"),
+        vol.Optional("actuator"): vol.In(ACTUATORS),
         vol.Required("target"): _matches(LABEL_NAME, "label name"),
         vol.Optional("params", default={}): {_matches(PARAM_NAME, "parameter name"): str},
         vol.Optional("allow", default={}): {_matches(LABEL_NAME, "label name"): regex},
@@ -155,6 +157,7 @@ class RuleConfig:
     params: dict[str, str] = field(default_factory=dict)
     allow: dict[str, str] = field(default_factory=dict)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    actuator: str = "jenkins"
 
 
 @dataclass(frozen=True)
@@ -276,6 +279,7 @@ def _rules(data: dict, defaults: dict, problems: list) -> tuple[RuleConfig, ...]
                 params=raw["params"],
                 allow=raw["allow"],
                 breaker=policy,
+                **{k: raw[k] for k in ("actuator",) if k in raw},
             )
         )
     return tuple(rules)

@@ -22,6 +22,7 @@ def test_keys_left_out_take_the_dataclass_defaults():
     assert (built.dry_run, built.threads, built.max_body_bytes) == (False, 4, 1 << 20)
     assert (built.store.type, built.store.port, built.store.retention) == ("sqlite", 3306, 30 * 86400.0)
     assert built.rules[0].breaker == config.BreakerPolicy()
+    assert built.rules[0].actuator == "jenkins"
 
 
 def test_breaker_section_is_the_default_of_every_rule_and_a_rule_overrides_it():

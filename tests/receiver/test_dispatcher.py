@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 import requests
-from stackmedic.receiver.jenkins import JenkinsClient, JenkinsRejected, JenkinsUnavailable, JenkinsUncertain
+from stackmedic.receiver.actuators.jenkins import (
+    JenkinsClient,
+    JenkinsRejected,
+    JenkinsUnavailable,
+    JenkinsUncertain,
+)
 
 from harness.jenkins_standin import JenkinsStandIn
 from harness.services import wait_for
@@ -118,10 +123,10 @@ def test_password_auth_uses_a_crumb_with_its_session_cookie(make_app, standin):
 
 def test_crumb_is_fetched_again_when_its_session_expired(standin):
     client = JenkinsClient(standin.url, standin.user, password=standin.password, timeout=2)
-    first = client.trigger("stackmedic-restart", {"SERVICE": "petclinic", "STACKMEDIC_ACTION_ID": "a"})
+    first = client.trigger("stackmedic-restart", {"SERVICE": "petclinic"}, "a")
     standin.expire_sessions()
-    second = client.trigger("stackmedic-restart", {"SERVICE": "wordpress", "STACKMEDIC_ACTION_ID": "b"})
-    assert second.id == first.id + 1
+    second = client.trigger("stackmedic-restart", {"SERVICE": "wordpress"}, "b")
+    assert second.queue_id == first.queue_id + 1
     assert [c.status for c in standin.posts()] == [201, 403, 201]
     assert [c.path for c in standin.calls].count("/crumbIssuer/api/json") == 2
 
@@ -143,9 +148,10 @@ def test_crumb_without_its_session_cookie_is_refused(standin):
 def test_identical_request_while_queued_is_merged_with_303(standin):
     standin.hold_queue()
     client = JenkinsClient(standin.url, standin.user, api_token=standin.token, timeout=2)
-    params = {"SERVICE": "petclinic", "STACKMEDIC_ACTION_ID": "same"}
-    first, again = client.trigger("stackmedic-restart", params), client.trigger("stackmedic-restart", params)
-    assert (first.merged, again.merged, again.id) == (False, True, first.id)
+    params = {"SERVICE": "petclinic"}
+    first = client.trigger("stackmedic-restart", params, "same")
+    again = client.trigger("stackmedic-restart", params, "same")
+    assert (first.merged, again.merged, again.queue_id) == (False, True, first.queue_id)
     standin.hold_queue(False)
     wait_for(lambda: standin.finished(), 10, "the build")
     assert len(standin.builds()) == 1
@@ -155,34 +161,34 @@ def test_client_errors_say_whether_the_request_may_have_happened(standin):
     client = JenkinsClient(standin.url, standin.user, api_token=standin.token, timeout=0.3)
     standin.fail(503, count=1)
     with pytest.raises(JenkinsUnavailable) as failed:
-        client.trigger("stackmedic-restart", {})
+        client.trigger("stackmedic-restart", {}, "t")
     assert not isinstance(failed.value, JenkinsUncertain)
     standin.hang("buildWithParameters")
     with pytest.raises(JenkinsUncertain) as uncertain:
-        client.trigger("stackmedic-restart", {})
+        client.trigger("stackmedic-restart", {}, "t")
     # "may have happened" must never be caught as "surely did not happen"
     assert not isinstance(uncertain.value, JenkinsUnavailable)
     standin.release()
     bad = JenkinsClient(standin.url, standin.user, api_token="wrong", timeout=2)
     with pytest.raises(JenkinsRejected) as rejected:
-        bad.trigger("stackmedic-restart", {})
+        bad.trigger("stackmedic-restart", {}, "t")
     assert rejected.value.status == 401
     standin.refuse()
     with pytest.raises(JenkinsUnavailable) as refused:
-        client.trigger("stackmedic-restart", {})
+        client.trigger("stackmedic-restart", {}, "t")
     assert not isinstance(refused.value, JenkinsUncertain)
 
 
 def test_forgotten_queue_item_is_followed_through_the_builds(standin):
     standin.forget_after = 0.0
     client = JenkinsClient(standin.url, standin.user, api_token=standin.token, timeout=2)
-    ref = client.trigger("stackmedic-restart", {"SERVICE": "petclinic", "STACKMEDIC_ACTION_ID": "tok"})
+    ref = client.trigger("stackmedic-restart", {"SERVICE": "petclinic"}, "tok")
     wait_for(lambda: standin.finished(), 10, "the build")
-    wait_for(lambda: client.queue_item(ref.id) is None, 5, "the left item to be forgotten")
-    found = client.find("stackmedic-restart", "STACKMEDIC_ACTION_ID", "tok")
-    assert found is not None and found.build is not None and found.build.number == 1
-    assert found.build.result == "SUCCESS"
-    assert client.find("stackmedic-restart", "STACKMEDIC_ACTION_ID", "other") is None
+    wait_for(lambda: client.queue_item(ref.queue_id) is None, 5, "the left item to be forgotten")
+    found = client.find("stackmedic-restart", "tok")
+    assert found is not None and (found.number, found.result) == (1, "SUCCESS")
+    assert client.follow("stackmedic-restart", ref, "tok") == found
+    assert client.find("stackmedic-restart", "other") is None
 
 
 def test_builds_are_followed_while_running(make_app, standin):
@@ -220,7 +226,7 @@ def test_stand_in_runs_a_real_command(tmp_path):
     jenkins.start()
     try:
         client = JenkinsClient(jenkins.url, jenkins.user, api_token=jenkins.token, timeout=2)
-        client.trigger("touch", {"SERVICE": "petclinic"})
+        client.trigger("touch", {"SERVICE": "petclinic"}, "t")
         wait_for(lambda: jenkins.finished(), 10, "the build")
         assert marker.read_text() == "petclinic\n"
         assert jenkins.builds()[0].result == "SUCCESS"

@@ -1,4 +1,8 @@
-"""A small client of Jenkins' remote access API: trigger a parameterised build and follow it.
+"""The Jenkins actuator: a small client of Jenkins' remote access API.
+
+It triggers a parameterised build carrying the action's token as a build parameter
+(`token_param`), finds it again by that token among the builds and the queue, and follows the
+queue item to its build and the build to its result.
 
 Authentication: an API token with HTTP Basic needs no CSRF crumb; a password needs the crumb
 from /crumbIssuer/api/json, which is valid only with the session cookie it came with (the
@@ -10,33 +14,35 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 import urllib3.exceptions
 
+from .base import ActuatorError, MaybeSent, NotSent, Ref, Rejected
+
 QUEUE_ITEM = re.compile(r"/queue/item/(\d+)/?$")
 PARAMS_TREE = "actions[parameters[name,value]]"
 
 
-class JenkinsError(Exception):
+class JenkinsError(ActuatorError):
     """Jenkins could not do what was asked."""
 
 
-class JenkinsUnavailable(JenkinsError):
+class JenkinsUnavailable(JenkinsError, NotSent):
     """5xx, or the request never reached Jenkins: nothing happened, trying again is safe."""
 
 
-class JenkinsUncertain(JenkinsError):
+class JenkinsUncertain(JenkinsError, MaybeSent):
     """A timeout or a connection lost after sending: the request may have been carried out.
 
     Not a JenkinsUnavailable: that one promises nothing happened, which this cannot.
     """
 
 
-class JenkinsRejected(JenkinsError):
+class JenkinsRejected(JenkinsError, Rejected):
     """A 4xx (unknown job, bad credentials, no permission): trying again will not help."""
 
     def __init__(self, message: str, status: int):
@@ -84,7 +90,7 @@ def _params(actions: Any) -> dict[str, Any]:
 
 
 class JenkinsClient:
-    """Jenkins at `url` as `user`, authenticated by an API token or a password."""
+    """Jenkins at `url` as `user`, authenticated by an API token or a password (an Actuator)."""
 
     def __init__(
         self,
@@ -97,7 +103,9 @@ class JenkinsClient:
         verify_tls: bool = True,
         session: requests.Session | None = None,
         observe: Callable[[str, float], None] | None = None,
+        token_param: str = "STACKMEDIC_ACTION_ID",  # noqa: S107 - a parameter name
     ):
+        self.token_param = token_param
         self.base = url.rstrip("/")
         self.session = session or requests.Session()
         self.session.auth = (user, api_token or password or "")
@@ -157,7 +165,12 @@ class JenkinsClient:
                 self._crumb = {data["crumbRequestField"]: data["crumb"]} if data else {}
             return dict(self._crumb)
 
-    def trigger(self, job: str, params: dict[str, str]) -> QueueRef:
+    def trigger(self, job: str, params: Mapping[str, str], token: str) -> Ref:
+        """POST buildWithParameters with the token; the queue item Jenkins created or merged it into."""
+        ref = self.post_build(job, {**params, self.token_param: token})
+        return Ref(queue_id=ref.id, merged=ref.merged)
+
+    def post_build(self, job: str, params: Mapping[str, str]) -> QueueRef:
         """POST buildWithParameters; the queue item Jenkins created or merged the request into."""
         path = f"/job/{job}/buildWithParameters"
         resp = self._request("build", "POST", path, data=params, headers=self._crumb_header())
@@ -200,7 +213,42 @@ class JenkinsClient:
                 return Build(number=b["number"], url=b.get("url", ""), result=b.get("result"))
         return None
 
-    def find(self, job: str, param: str, token: str) -> Found | None:
+    def find(self, job: str, token: str) -> Ref | None:
+        """The build request carrying our token parameter, among the builds and the queue."""
+        found = self.find_param(job, self.token_param, token)
+        if found is None:
+            return None
+        if found.build is not None:
+            return _build_ref(found.build)
+        return Ref(queue_id=found.queue_id)
+
+    def follow(self, job: str, ref: Ref, token: str) -> Ref:
+        """A queue item on to its build (or, once Jenkins forgot it, the build with our token); a build to its result."""
+        if ref.number is not None:
+            build = self.build(job, ref.number)
+            if build is None:
+                return Ref(
+                    number=ref.number, url=ref.url, result="LOST", note=f"build {ref.number} not found"
+                )
+            return _build_ref(build)
+        assert ref.queue_id is not None, "a Ref to follow has a queue item or a build"
+        item = self.queue_item(ref.queue_id)
+        if item is None:  # forgotten: the build, if any, carries our token
+            found = self.find(job, token)
+            if found is None:
+                return Ref(
+                    queue_id=ref.queue_id,
+                    result="LOST",
+                    note=f"queue item {ref.queue_id} gone, no build found",
+                )
+            return found
+        if item.cancelled:
+            return Ref(queue_id=ref.queue_id, result="NOT_BUILT", note="queue item cancelled")
+        if item.build_number is not None:
+            return Ref(queue_id=ref.queue_id, number=item.build_number, url=item.build_url)
+        return ref
+
+    def find_param(self, job: str, param: str, token: str) -> Found | None:
         """Look for a build request carrying parameter `param`=`token` among builds and the queue."""
         build = self._builds_with(job, param, token)
         if build:
@@ -214,3 +262,7 @@ class JenkinsClient:
         # it may have left the queue between the two reads
         build = self._builds_with(job, param, token)
         return Found(build=build) if build else None
+
+
+def _build_ref(build: Build) -> Ref:
+    return Ref(number=build.number, url=build.url, result=build.result)

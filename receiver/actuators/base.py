@@ -1,0 +1,70 @@
+"""The Actuator protocol: trigger a job once, find it again by its token, follow it to a result.
+
+Exactly once rests on three promises an actuator makes:
+
+- `trigger` tells apart "surely not sent" (`NotSent`: retrying is safe), "may have been
+  carried out" (`MaybeSent`: look it up with `find` before sending again) and "refused for good"
+  (`Rejected`).
+- The action's `token` travels with the request, so `find(job, token)` can tell whether a
+  request arrived. `find` answers None only when it is sure nothing with that token exists;
+  when it cannot tell (not found where it should be, 5xx, timeout) it raises `LookupUncertain`,
+  never None: "unknown" must never be read as "absent", or a second request is sent.
+- `follow(job, ref, token)` moves a `Ref` on: queued -> running (`number` set) -> finished
+  (`result` set). Problems that may pass raise `ActuatorError`; the caller polls again.
+
+An actuator is called from several worker threads at once and bounds its own concurrency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class ActuatorError(Exception):
+    """The actuator could not do what was asked; a subclass says what that means."""
+
+
+class NotSent(ActuatorError):
+    """The request surely did not take effect (refused connection, 5xx): trying again is safe."""
+
+
+class MaybeSent(ActuatorError):
+    """A timeout or a connection lost after sending: the request may have been carried out."""
+
+
+class Rejected(ActuatorError):
+    """Refused for good (unknown job, bad credentials, no permission): trying again will not help."""
+
+
+class LookupUncertain(ActuatorError):
+    """A lookup could not tell whether the request exists; it must not be taken as absent."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Where a request stands: queued (`queue_id`), running (`number`), or finished (`result`)."""
+
+    queue_id: int | None = None
+    number: int | None = None
+    url: str | None = None
+    result: str | None = None  # SUCCESS, FAILURE, ABORTED, UNSTABLE, NOT_BUILT, LOST; None until finished
+    note: str | None = None  # why it finished without a run (cancelled, gone), for the audit
+    merged: bool = False  # the actuator merged the request into an identical one already queued
+
+
+class Actuator(Protocol):
+    """What the action flow needs from Jenkins, Kubernetes or anything that runs a job."""
+
+    def trigger(self, job: str, params: Mapping[str, str], token: str) -> Ref:
+        """Request one run of `job` with `params`, carrying `token`; NotSent, MaybeSent or Rejected."""
+        ...
+
+    def find(self, job: str, token: str) -> Ref | None:
+        """The request carrying `token`; None only when surely absent; LookupUncertain otherwise."""
+        ...
+
+    def follow(self, job: str, ref: Ref, token: str) -> Ref:
+        """The newer state of `ref`; ActuatorError when it cannot be read now (poll again)."""
+        ...
