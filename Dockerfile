@@ -80,6 +80,7 @@ RUN ln -s /opt/stackmedic/bin/stackmedic-job /usr/local/bin/stackmedic-job \
     && install -d -o jenkins -g jenkins -m 0755 /var/backups/stackmedic
 USER jenkins
 # JCasC and Job DSL read deploy/jenkins/casc.yaml; its jobs are pipelines (node, sh,
-# readFile, timeout, build, cron triggers): the Pipeline plugin suite
-RUN jenkins-plugin-cli --plugins configuration-as-code job-dsl workflow-aggregator \
+# readFile, timeout, build, cron triggers): the Pipeline plugin suite; matrix-auth for
+# deploy/compose/jenkins/security.yaml's per-job rights (3.2 or newer: its `entries` syntax)
+RUN jenkins-plugin-cli --plugins configuration-as-code job-dsl workflow-aggregator matrix-auth \
     && rm -rf /var/jenkins_home/.cache

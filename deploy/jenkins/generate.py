@@ -62,6 +62,9 @@ JOB = {
     vol.Optional("on_success", default=[]): [vol.Match(JOB_NAME_RE)],
     vol.Optional("unstable_exit_codes", default=[]): [vol.All(int, vol.Range(min=1, max=255))],
     vol.Optional("timeout_minutes", default=60): vol.All(int, vol.Range(min=1, max=1440)),
+    # Jenkins users that may read and build this job and nothing else (matrix authorisation;
+    # their global rights are deploy/compose/jenkins/security.yaml's)
+    vol.Optional("build_users", default=[]): [vol.Match(r"^[a-z][a-z0-9_.-]{0,62}$")],
 }
 
 SCHEMA = vol.Schema(
@@ -89,6 +92,7 @@ class Job:
     on_success: tuple[str, ...]
     unstable_exit_codes: tuple[int, ...]
     timeout_minutes: int
+    build_users: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ def load(path: Path = SOURCE) -> JobsFile:
             on_success=tuple(j["on_success"]),
             unstable_exit_codes=tuple(j["unstable_exit_codes"]),
             timeout_minutes=j["timeout_minutes"],
+            build_users=tuple(j["build_users"]),
         )
         for name, j in data["jobs"].items()
     }
@@ -221,6 +226,21 @@ def job_dsl(job: Job, spec: JobsFile) -> str:
             out.append(f"        stringParam({_groovy(p)}, '', {_groovy(STRING_PARAM_HELP)})")
         out.append("    }")
     out += ["    properties {", "        disableConcurrentBuilds()"]
+    if job.build_users:
+        # matrix-auth 3.2's Job DSL syntax; the global Overall/Read stays the only other right
+        out += [
+            "        authorizationMatrix {",
+            "            inheritanceStrategy { inheritingGlobal() }",
+            "            entries {",
+        ]
+        for user in job.build_users:
+            out += [
+                "                user {",
+                f"                    name({_groovy(user)})",
+                "                    permissions(['Job/Build', 'Job/Read'])",
+                "                }",
+            ]
+        out += ["            }", "        }"]
     if job.cron:
         out += [
             "        pipelineTriggers {",
