@@ -41,16 +41,21 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* \
     && python -m pip uninstall --yes pip setuptools wheel \
     && rm -rf /root/.cache \
-    && groupadd --system --gid 10001 stackmedic \
-    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+    # OpenShift (restricted-v2) runs the pod as an arbitrary uid whose group is 0: the state
+    # folders belong to group 0 and are group-writable, so any uid of group 0 can write them;
+    # elsewhere the default user 10001 (of group 0) owns them. Group 0 grants nothing else.
+    && useradd --system --uid 10001 --gid 0 --no-create-home --home-dir /nonexistent \
                --shell /usr/sbin/nologin stackmedic \
-    && install -d -o 10001 -g 10001 -m 0750 /var/lib/stackmedic-receiver /var/lib/stackmedic
+    && install -d -o 10001 -g 0 -m 2770 /var/lib/stackmedic-receiver /var/lib/stackmedic
 COPY --from=builder /opt/stackmedic /opt/stackmedic
+# HOME: an arbitrary uid has no passwd entry; mariadb's clients look for ~/.my.cnf there
 ENV PATH=/opt/stackmedic/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
-# numeric, so that runtimes enforcing "non-root" (Kubernetes runAsNonRoot) can verify it
-USER 10001:10001
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp
+# numeric, so that runtimes enforcing "non-root" (Kubernetes runAsNonRoot) can verify it; no
+# runtime needs this uid (tests/deploy_stack/test_image_any_uid.py)
+USER 10001:0
 WORKDIR /var/lib/stackmedic
 EXPOSE 9877 9878
 CMD ["stackmedic-exporter", "--web.listen-address=:9877"]
