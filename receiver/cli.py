@@ -17,6 +17,7 @@ from stackmedic import cli
 from stackmedic.config import ConfigError, listen_address
 
 from . import config as config_mod
+from . import rulecheck
 from .app import create_app
 
 log = logging.getLogger("receiver")
@@ -32,11 +33,31 @@ def _parser() -> argparse.ArgumentParser:
         default=config_mod.DEFAULT_LISTEN,
         help="host:port to serve on (default %(default)s)",
     )
+    p.add_argument(
+        "--rules.dir",
+        dest="rules_dir",
+        help="with --config.check: Prometheus rule files; name the receiver rules no alert in them can match",
+    )
     return p
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
+
+
+def _check(path: str, config: config_mod.Config, rules_dir: str | None) -> int:
+    """--config.check: the file is valid; with --rules.dir, every rule can match a shipped alert."""
+    if rules_dir:
+        try:
+            problems = rulecheck.unmatched(config.rules, rules_dir)
+        except rulecheck.RulesDirError as exc:
+            print(f"config error: {exc}", file=sys.stderr)
+            return 2
+        if problems:
+            return cli.config_errors(ConfigError(problems))
+    checked = f", each matched by an alert in {rules_dir}" if rules_dir else ""
+    print(f"{path}: configuration ok, {len(config.rules)} rule(s){checked}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             return cli.config_errors(exc)
         if args.config_check:
-            print(f"{args.config_file}: configuration ok, {len(config.rules)} rule(s)")
-            return 0
+            return _check(args.config_file, config, args.rules_dir)
     elif args.config_check:
         print("no --config.file: the built-in configuration (dry-run, no rules) is valid")
         return 0
