@@ -24,8 +24,10 @@ def check(tmp_path: Path, monkeypatch, rules: list[dict] | None = None, rules_di
 
 def test_the_shipped_rules_match_the_example_configuration(tmp_path, monkeypatch, capsys):
     assert check(tmp_path, monkeypatch) == 0
-    assert capsys.readouterr().out.strip().endswith(
-        f"configuration ok, 2 rule(s), each matched by an alert in {RULES_DIR}"
+    assert (
+        capsys.readouterr()
+        .out.strip()
+        .endswith(f"configuration ok, 2 rule(s), each matched by an alert in {RULES_DIR}")
     )
 
 
@@ -49,4 +51,6 @@ def test_a_rules_dir_without_alerts_is_an_error(tmp_path, monkeypatch, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert check(tmp_path, monkeypatch, rules_dir=empty) == 2
-    assert capsys.readouterr().err.strip() == f"config error: --rules.dir {empty}: no alerting rule in 0 file(s)"
+    assert (
+        capsys.readouterr().err.strip() == f"config error: --rules.dir {empty}: no alerting rule in 0 file(s)"
+    )
