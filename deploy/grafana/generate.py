@@ -194,6 +194,16 @@ def status_panels() -> list[dict]:
     return [row("Status"), apps, containers, processes, ports, databases, docker, monitoring, tables, checks]
 
 
+def cpu_busy(window: str) -> str:
+    """Busy share of all CPUs over `window`, as StackCpuHigh computes it (counters, so the
+    same whichever Prometheus server asks)."""
+    idle = f'stackmedic_cpu_seconds_total{{mode=~"idle|iowait",{I}}}'
+    return (
+        f"1 - sum without (mode) (rate({idle}[{window}]))"
+        f" / sum without (mode) (rate(stackmedic_cpu_seconds_total{{{I}}}[{window}]))"
+    )
+
+
 def resource_panels() -> list[dict]:
     """CPU, memory, disks, with the alert thresholds drawn."""
     cpu = timeseries(
@@ -201,10 +211,8 @@ def resource_panels() -> list[dict]:
         f"Host CPU utilisation. StackCpuHigh fires on the 5-minute average: warning above "
         f"{CPU_WARNING:.0%} for 10 min, critical above {CPU_CRITICAL:.0%} for 5 min (the lines).",
         [
-            target(f"stackmedic_cpu_utilization_ratio{{{I}}}", "{{instance}}"),
-            target(
-                f"avg_over_time(stackmedic_cpu_utilization_ratio{{{I}}}[5m])", "{{instance}} 5 min average"
-            ),
+            target(cpu_busy("$__rate_interval"), "{{instance}}"),
+            target(cpu_busy("5m"), "{{instance}} 5 min average"),
         ],
         "percentunit",
         thresholds(GREEN, (CPU_WARNING, ORANGE), (CPU_CRITICAL, RED)),

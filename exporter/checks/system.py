@@ -2,7 +2,7 @@
 
 Sample::
 
-    stackmedic_cpu_utilization_ratio 0.12
+    stackmedic_cpu_seconds_total{mode="idle"} 81234.5
     stackmedic_memory_available_bytes 1.9e+10
     stackmedic_filesystem_avail_bytes{mountpoint="/"} 4.1e+10
 """
@@ -10,8 +10,6 @@ Sample::
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,8 +19,8 @@ from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
 from .base import Check
 
-CPU_UTILIZATION = MetricSpec(
-    "cpu_utilization_ratio", "gauge", "Busy CPU time over all CPUs since the previous scrape, 0..1."
+CPU_SECONDS = MetricSpec(
+    "cpu_seconds", "counter", "CPU time of the host per mode, summed over all CPUs.", ("mode",)
 )
 MEMORY_TOTAL = MetricSpec("memory_total_bytes", "gauge", "Total physical memory.")
 MEMORY_AVAILABLE = MetricSpec(
@@ -45,77 +43,57 @@ FILESYSTEM_AVAIL = MetricSpec(
     "Bytes available to unprivileged users on it, 0 when the path does not exist.",
     ("mountpoint",),
 )
-HOST_METRICS = (CPU_UTILIZATION, MEMORY_TOTAL, MEMORY_AVAILABLE, SWAP_TOTAL, SWAP_USED, LOAD1, LOAD5, LOAD15)
+HOST_METRICS = (MEMORY_TOTAL, MEMORY_AVAILABLE, SWAP_TOTAL, SWAP_USED, LOAD1, LOAD5, LOAD15)
 
-# Below this, two CPU samples are too close for a meaningful ratio (the kernel counts in
-# 10 ms ticks per CPU); the previous ratio is reported instead.
-MIN_CPU_WINDOW = 0.2
-
-
-def cpu_busy_idle(times: Any) -> tuple[float, float]:
-    """(busy, idle) seconds from psutil.cpu_times(); guest time is already in user/nice."""
-    total = sum(times)
-    for field in ("guest", "guest_nice"):
-        total -= getattr(times, field, 0.0)
-    idle = times.idle + getattr(times, "iowait", 0.0)
-    return total - idle, idle
+# guest time is already inside user and nice in /proc/stat: not a mode of its own
+_NOT_MODES = ("guest", "guest_nice")
 
 
-class CpuRatio:
-    """CPU utilisation between successive calls, correct from the first call.
+class HostCpu:
+    """The host's CPU seconds per mode, summed over all CPUs, that never go backwards.
 
-    psutil's first cpu_percent() is meaningless (no earlier sample), so the first sample is
-    taken at construction; a call that comes too soon after it waits out the remainder of
-    MIN_CPU_WINDOW once, rather than report a wrong value.
+    A counter, not a ratio since the previous scrape: with two Prometheus servers each
+    ratio would cover the time since the *other* one's scrape. `rate()` over a counter is
+    right whoever scrapes. Linux lets iowait step back a little; each mode is held at its
+    highest value so that `rate()` never sees a reset.
     """
 
-    def __init__(
-        self,
-        cpu_times: Callable[[], Any] = psutil.cpu_times,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
+    def __init__(self, cpu_times: Callable[[], Any] = psutil.cpu_times):
         self._cpu_times = cpu_times
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._last = (clock(), cpu_busy_idle(cpu_times()))
-        self._ratio: float | None = None
+        self._last: dict[str, float] = {}
 
-    def ratio(self) -> float:
-        with self._lock:
-            then, (busy0, idle0) = self._last
-            now = self._clock()
-            if now - then < MIN_CPU_WINDOW:
-                if self._ratio is not None:
-                    return self._ratio
-                self._sleep(MIN_CPU_WINDOW - (now - then))
-                now = self._clock()
-            busy1, idle1 = cpu_busy_idle(self._cpu_times())
-            d_busy, d_idle = busy1 - busy0, idle1 - idle0
-            total = d_busy + d_idle
-            if total > 0:
-                self._ratio = min(1.0, max(0.0, d_busy / total))
-                self._last = (now, (busy1, idle1))
-            return self._ratio if self._ratio is not None else 0.0
+    def read(self) -> dict[str, float]:
+        times = self._cpu_times()
+        last = self._last
+        now = {
+            mode: max(value, last.get(mode, 0.0))
+            for mode, value in zip(times._fields, times, strict=True)
+            if mode not in _NOT_MODES
+        }
+        self._last = now
+        return now
+
+    def last(self) -> dict[str, float]:
+        """The values of the last read (empty before the first)."""
+        return self._last
 
 
 class SystemCheck(Check):
     """CPU, memory, swap, load and file systems of this machine."""
 
     kind = "system"
-    metrics = (*HOST_METRICS, FILESYSTEM_SIZE, FILESYSTEM_AVAIL)
+    metrics = (CPU_SECONDS, *HOST_METRICS, FILESYSTEM_SIZE, FILESYSTEM_AVAIL)
 
     def __init__(
         self,
         filesystems: Sequence[str] = (),
         timeout: float = 2.0,
-        cpu: CpuRatio | None = None,
+        cpu: HostCpu | None = None,
         disk_usage: Callable[[str], Any] = psutil.disk_usage,
     ):
         super().__init__("system", timeout)
         self.filesystems = list(filesystems)
-        self.cpu = cpu or CpuRatio()
+        self.cpu = cpu or HostCpu()
         self._disk_usage = disk_usage
 
     @classmethod
@@ -123,7 +101,8 @@ class SystemCheck(Check):
         return [cls(section["filesystems"], section["timeout"])]
 
     def run(self, out: Samples, deadline: Deadline) -> None:
-        out.add(CPU_UTILIZATION, self.cpu.ratio())
+        for mode, seconds in self.cpu.read().items():
+            out.add(CPU_SECONDS, seconds, mode)
         mem = psutil.virtual_memory()
         out.add(MEMORY_TOTAL, mem.total)
         out.add(MEMORY_AVAILABLE, mem.available)
@@ -144,6 +123,9 @@ class SystemCheck(Check):
             out.add(FILESYSTEM_AVAIL, avail, mountpoint)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
+        # a counter has no "unknown": the last values, or none before the first read
+        for mode, seconds in self.cpu.last().items():
+            out.add(CPU_SECONDS, seconds, mode)
         for spec in HOST_METRICS:
             out.add(spec, 0)
         for mountpoint in self.filesystems:

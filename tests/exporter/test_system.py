@@ -1,4 +1,4 @@
-"""System check: the CPU ratio from the first scrape (fake clock and counters), real values."""
+"""System check: CPU counters whoever scrapes (fake counters), real values, file systems."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 from collections import namedtuple
 
 import pytest
-from stackmedic.exporter.checks.system import MIN_CPU_WINDOW, CpuRatio, SystemCheck
+from stackmedic.exporter.checks.system import HostCpu, SystemCheck
 from stackmedic.exporter.deadline import Deadline
 
 from tests.exporter.helpers import scrape
@@ -16,69 +16,68 @@ Times = namedtuple("Times", "user nice system idle iowait irq softirq steal gues
 
 
 class FakeCpu:
-    """CPU counters and a clock that the test moves."""
+    """Host CPU counters that the test moves."""
 
     def __init__(self) -> None:
-        self.now = 100.0
         self.busy = 0.0
         self.idle = 0.0
-        self.slept: list[float] = []
+        self.iowait = 0.0
 
     def times(self) -> Times:
-        return Times(self.busy, 0, 0, self.idle, 0, 0, 0, 0, 0, 0)
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.advance(seconds, busy_share=0.5)
+        return Times(self.busy, 0, 0, self.idle, self.iowait, 0, 0, 0, 0, 0)
 
     def advance(self, seconds: float, busy_share: float, cpus: int = 2) -> None:
-        self.now += seconds
         self.busy += seconds * cpus * busy_share
         self.idle += seconds * cpus * (1 - busy_share)
 
 
-def test_first_scrape_is_right_when_it_comes_later():
+def cpu_of(check: SystemCheck) -> dict[str, float]:
+    out = check.samples()
+    check.run(out, Deadline.after(2))
+    return {labels[0]: v for spec, labels, v in out.items if spec.name == "cpu_seconds"}
+
+
+def busy_share(before: dict[str, float], after: dict[str, float]) -> float:
+    """What rate() computes from two scrapes of one Prometheus server."""
+    total = sum(after.values()) - sum(before.values())
+    return 1 - (after["idle"] + after["iowait"] - before["idle"] - before["iowait"]) / total
+
+
+def test_cpu_use_does_not_depend_on_who_scraped_last():
+    """Two Prometheus servers: a scrape by B between two of A's leaves A's figure alone."""
     cpu = FakeCpu()
-    ratio = CpuRatio(cpu.times, cpu.clock, cpu.sleep)
-    cpu.advance(15, busy_share=0.25)
-    assert ratio.ratio() == 0.25
-    assert cpu.slept == []
+    check = SystemCheck(cpu=HostCpu(cpu.times))
+    first_a = cpu_of(check)
+    cpu.advance(14, busy_share=0.1)
+    cpu_of(check)  # server B
+    cpu.advance(1, busy_share=1.0)
+    second_a = cpu_of(check)
+    assert busy_share(first_a, second_a) == (14 * 0.1 + 1 * 1.0) / 15
+    assert set(second_a) == {"user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"}
 
 
-def test_first_scrape_right_after_start_waits_for_a_window_once():
+def test_cpu_counters_never_go_backwards():
     cpu = FakeCpu()
-    ratio = CpuRatio(cpu.times, cpu.clock, cpu.sleep)
-    cpu.advance(0.01, busy_share=0.5)
-    assert ratio.ratio() == 0.5
-    assert len(cpu.slept) == 1 and cpu.slept[0] < MIN_CPU_WINDOW
-    # later scrapes too close together repeat the last ratio instead of dividing noise
-    cpu.advance(0.01, busy_share=1.0)
-    assert ratio.ratio() == 0.5
-    assert len(cpu.slept) == 1
-
-
-def test_ratio_follows_each_interval():
-    cpu = FakeCpu()
-    ratio = CpuRatio(cpu.times, cpu.clock, cpu.sleep)
-    for share in (0.1, 0.9, 0.0, 1.0):
-        cpu.advance(15, busy_share=share)
-        assert abs(ratio.ratio() - share) < 1e-9
-
-
-def test_guest_time_is_not_counted_twice():
-    from stackmedic.exporter.checks.system import cpu_busy_idle
-
-    # guest time is already inside user time in /proc/stat
-    busy, idle = cpu_busy_idle(Times(10, 0, 2, 20, 3, 0, 0, 0, 4, 0))
-    assert (busy, idle) == (12, 23)
+    cpu.iowait = 50.0
+    check = SystemCheck(cpu=HostCpu(cpu.times))
+    assert cpu_of(check)["iowait"] == 50.0
+    cpu.iowait = 49.5  # Linux lets iowait step back
+    assert cpu_of(check)["iowait"] == 50.0
+    cpu.iowait = 51.0
+    assert cpu_of(check)["iowait"] == 51.0
+    # a failed scrape keeps the last values rather than 0 (a false reset for rate())
+    out = check.samples()
+    check.blank(out, "timeout", 2.0)
+    assert out.value("cpu_seconds", "iowait") == 51.0
+    fresh = SystemCheck(cpu=HostCpu(cpu.times))
+    out = fresh.samples()
+    fresh.blank(out, "timeout", 2.0)
+    assert out.value("cpu_seconds", "idle") is None
 
 
 def test_real_values_and_missing_filesystem(tmp_path):
     reg = scrape([SystemCheck(["/", str(tmp_path / "not-mounted")])])
-    assert 0 <= reg.get_sample_value("stackmedic_cpu_utilization_ratio") <= 1
+    assert reg.get_sample_value("stackmedic_cpu_seconds_total", {"mode": "idle"}) > 0
     assert reg.get_sample_value("stackmedic_memory_total_bytes") > 0
     assert (
         0
