@@ -468,6 +468,7 @@ class Alertmanager:
         port: int | None = None,
         cluster_port: int | None = None,
         peers: list[str] | None = None,
+        log_level: str = "info",
     ):
         self.base_dir = Path(base_dir)
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -475,6 +476,8 @@ class Alertmanager:
         self.url = f"http://127.0.0.1:{self.port}"
         self.cluster_port = cluster_port
         self.peers = peers or []
+        self.log_level = log_level
+        self.log_path = self.base_dir / "alertmanager.log"
         self.config_path = self.base_dir / "alertmanager.yml"
         self.config_path.write_text(config)
         self.process: Process | None = None
@@ -489,9 +492,10 @@ class Alertmanager:
             f"--storage.path={self.base_dir / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             f"--cluster.listen-address={cluster}",
+            f"--log.level={self.log_level}",
         ]
         argv += [f"--cluster.peer={p}" for p in self.peers]
-        self.process = Process(argv, self.base_dir / "alertmanager.log", cwd=self.base_dir)
+        self.process = Process(argv, self.log_path, cwd=self.base_dir)
 
         def ready() -> bool:
             assert self.process is not None
@@ -503,6 +507,17 @@ class Alertmanager:
 
     def alerts(self) -> list[dict]:
         return requests.get(f"{self.url}/api/v2/alerts", timeout=5).json()
+
+    def reload(self, config: str) -> None:
+        """Replace the configuration and reload it (POST /-/reload); raises when refused."""
+        self.config_path.write_text(config)
+        response = requests.post(f"{self.url}/-/reload", timeout=10)
+        if response.status_code != 200:
+            raise RuntimeError(f"alertmanager refused the configuration: {response.text}")
+
+    def log(self) -> str:
+        """What it has logged so far (--log.level=debug shows each mute and inhibition)."""
+        return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
         if self.process:

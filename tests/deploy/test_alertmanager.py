@@ -4,23 +4,19 @@ database is down, and holds them while silenced (the documented amtool commands)
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 import yaml
 
 from deploy.prometheus import compress
 from harness.services import Alertmanager, require_binary, wait_for
 from tests.deploy import shipped
+from tests.deploy.alerting import Hook, post_alerts, state_of
 
 EXPORTER = {"job": "stackmedic-exporter", "instance": "exporter:9877"}
 
@@ -51,6 +47,9 @@ def test_check_config_is_clean():
             "people",
         ),
         ({"alertname": "StackRemediationFailed", "severity": "warning"}, "people"),
+        ({"alertname": "StackRemediationEscalated", "severity": "critical", "target": "petclinic"}, "people"),
+        ({"alertname": "StackRemediationUndecided", "severity": "critical", "target": "petclinic"}, "people"),
+        ({"alertname": "StackRemediationDeliveryFailing", "severity": "critical"}, "people"),
         ({"alertname": "StackRemediationPerformed", "severity": "info"}, "people"),
         ({"alertname": "StackDatabaseDown", "severity": "critical", "server": "stack"}, "people"),
         ({"alertname": "StackCpuHigh", "severity": "warning"}, "people"),
@@ -116,55 +115,27 @@ def test_inhibitions_name_existing_alerts():
     assert db_rule["equal"] == ["job", "instance", "server"]
 
 
+def test_the_database_s_own_alerts_are_named_as_in_the_seed_stack():
+    """The inhibitions name the database's process group, port and container as the example does."""
+    seed = shipped.load(shipped.REPO / "examples" / "seed-stack.yml")
+    (server,) = seed["mysql"]
+    (port,) = [p["name"] for p in seed["ports"]["targets"] if p["port"] == server["port"]]
+    (group,) = [
+        g["group"] for g in seed["processes"]["groups"] if re.fullmatch(g.get("name", "^$"), "mariadbd")
+    ]
+    assert port in {s["name"] for s in seed["containers"]["services"]}  # its container is named alike
+    config = shipped.load(shipped.ALERTMANAGER_CONFIG)
+    from_db = [
+        r["target_matchers"]
+        for r in config["inhibit_rules"]
+        if r["source_matchers"] == ['alertname="StackDatabaseDown"']
+    ]
+    assert ['alertname="StackProcessNotRunning"', f'group=~"{group}"'] in from_db
+    assert ['alertname="StackPortClosed"', f'name=~"{port}"'] in from_db
+    assert ['alertname="StackContainerDown"', f'compose_service=~"{port}"'] in from_db
+
+
 # --- a real Alertmanager -------------------------------------------------------------
-
-
-class Hook:
-    """A webhook receiver on 127.0.0.1: records every post with its arrival time."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with hook.lock:
-                    hook.posts.append(
-                        {"at": time.time(), "auth": self.headers.get("Authorization"), "body": body}
-                    )
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/api/v1/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def alerts(self, alertname: str, status: str = "firing") -> list[tuple[float, dict[str, Any]]]:
-        """(arrival time, alert) of every delivered alert with that name and status."""
-        with self.lock:
-            return [
-                (p["at"], a)
-                for p in self.posts
-                for a in p["body"]["alerts"]
-                if a["labels"]["alertname"] == alertname and a["status"] == status
-            ]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    h = Hook()
-    yield h
-    h.close()
 
 
 @pytest.fixture
@@ -179,28 +150,6 @@ def shipped_alertmanager(
         shipped.load(shipped.ALERTMANAGER_CONFIG), 1, receiver_url=hook.url, credentials_file=str(token_file)
     )
     return alertmanager_factory(yaml.safe_dump(config)), token
-
-
-def post_alerts(am: Alertmanager, *alerts: dict[str, str], ends_in: float = 3600) -> None:
-    now = datetime.now(UTC)
-    body = [
-        {
-            "labels": labels,
-            "annotations": {"summary": labels["alertname"]},
-            "startsAt": (now - timedelta(seconds=10)).isoformat(),
-            "endsAt": (now + timedelta(seconds=ends_in)).isoformat(),
-        }
-        for labels in alerts
-    ]
-    response = requests.post(f"{am.url}/api/v2/alerts", json=body, timeout=5)
-    assert response.status_code == 200, response.text
-
-
-def state_of(am: Alertmanager, alertname: str) -> dict[str, Any] | None:
-    for alert in am.alerts():
-        if alert["labels"]["alertname"] == alertname:
-            return alert["status"]
-    return None
 
 
 APP_DOWN = {

@@ -117,3 +117,28 @@ def test_the_receiver_logs_in_as_the_user_whose_token_jenkins_sets():
     groovy = (REPO / "deploy/compose/jenkins/init.groovy.d/stackmedic-api-token.groovy").read_text()
     assert f"User.getById('{receiver['user']}', true)" in groovy
     assert "new File('/run/secrets/jenkins_token')" in groovy
+
+
+def test_prometheus_scrapes_alertmanager_the_receiver_and_the_exporter(resolved_compose: ResolvedCompose):
+    """Delivery is watched: the shipped Prometheus reaches each of them by its compose name and port."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    services = resolved_compose.services
+    prometheus_networks = set(services["prometheus"]["networks"])
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    for job, service in [
+        ("alertmanager", "alertmanager"),
+        ("stackmedic-receiver", "stackmedic-receiver"),
+        ("stackmedic-exporter", "stackmedic-exporter"),
+    ]:
+        (static,) = jobs[job]["static_configs"]
+        (target,) = static["targets"]
+        host, port = target.rsplit(":", 1)
+        assert host == service, job
+        assert f"--web.listen-address=:{port}" in services[service]["command"], job
+        assert prometheus_networks & set(services[service]["networks"]), (
+            f"{job}: no network shared with prometheus"
+        )
+    (am,) = config["alerting"]["alertmanagers"]
+    assert am["static_configs"] == jobs["alertmanager"]["static_configs"]
