@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-from stackmedic.jobs.grants import backup_grants, restore_grants
+from stackmedic.jobs.grants import backup_grants, restore_grants, verify_grants
 
 from bench.report import write_section
 from harness.services import MariaDB, require_binary
@@ -96,6 +96,7 @@ def run(rows: int, runs: int, workdir: Path) -> dict:
         fill_s = time.perf_counter() - t0
         server.create_user("bench_backup", PASSWORD, backup_grants(DB))
         server.create_user("bench_restore", PASSWORD, restore_grants(DB))
+        server.create_user("bench_verify", PASSWORD, verify_grants())
         defaults = workdir / "client.cnf"
         defaults.write_text(
             f"[client]\nuser=bench_backup\npassword={PASSWORD}\nhost=127.0.0.1\nport={server.port}\n"
@@ -117,6 +118,7 @@ def run(rows: int, runs: int, workdir: Path) -> dict:
                             "connection": {"host": "127.0.0.1", "port": server.port},
                             "backup_user": {"user": "bench_backup", **user},
                             "restore_user": {"user": "bench_restore", **user},
+                            "verify_user": {"user": "bench_verify", **user},
                             "backup_dir": str(workdir / "backups"),
                             "required_tables": ["owners", "pets", "visits"],
                         }

@@ -10,8 +10,7 @@ from typing import Any
 from . import errors
 from .catalog import complete_backups
 from .config import JobsConfig
-from .errors import ContainerError, JobError, NoValidBackup, UsageError
-from .lock import DirLock
+from .errors import ContainerError, JobError
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -38,38 +37,13 @@ def cmd_backup(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
-    from .verify import record, verify_backup
+    from .verify_job import run_verify
 
     database = config.database(args.database)
-    if not database.directory.is_dir():
-        raise NoValidBackup(f"no backup directory for {database.name}: {database.directory}")
-    with DirLock(database.directory, "verify", args.lock_wait):
-        backups = complete_backups(database.directory, database.name)
-        if args.file:
-            # The name is matched against the catalogue: it never becomes a path by itself.
-            backups = [b for b in backups if b.name == args.file]
-            if not backups:
-                raise UsageError(f"no complete backup named {args.file!r} for {database.name}")
-        elif not args.all:
-            backups = backups[:1]
-        if not backups:
-            raise NoValidBackup(f"no complete backup of {database.name} in {database.directory}")
-        failed = 0
-        for backup in backups:
-            result = verify_backup(config, database, backup)
-            record(backup, result)
-            failed += not result.ok
-            emit(
-                {
-                    "job": "verify",
-                    "database": database.name,
-                    "file": backup.name,
-                    "status": "ok" if result.ok else "failed",
-                    "reason": result.reason,
-                }
-            )
-    if failed:
-        raise JobError(f"{failed} of {len(backups)} backups of {database.name} failed verification")
+    report = run_verify(config, database, file=args.file, every=args.all, lock_wait=args.lock_wait)
+    emit(report.to_json())
+    if report.error:
+        raise JobError(report.error)
     return errors.OK
 
 

@@ -89,15 +89,51 @@ RETENTION = {
     vol.Optional("keep_last", default=7): _positive_int(1),
     vol.Optional("keep_daily_days", default=14): _positive_int(0),
     vol.Optional("keep_safety", default=5): _positive_int(1),
+    # Safety dumps and rollback points younger than this are kept whatever their number.
+    vol.Optional("keep_safety_for", default="7d"): duration,
+    # A prune whose clock is further than this past the newest backup refuses to delete
+    # more than it would at the newest backup's time (a clock that jumped ahead).
+    vol.Optional("max_clock_gap", default="36h"): duration,
 }
+
+
+def _ratio(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise vol.Invalid(f"expected a ratio between 0 and 1 (exclusive), got {value!r}")
+    return float(value)
+
+
+TRUST = {
+    # A backup dated further ahead than this is ignored (reported as future-dated).
+    vol.Optional("future_skew", default="5m"): duration,
+    # A table that lost more than this share of its rows since the backup trusted before
+    # makes a backup suspicious.
+    vol.Optional("max_row_drop", default=0.5): _ratio,
+}
+
+
+def _some_tables(value: Any) -> list[str]:
+    if isinstance(value, list) and not value:
+        raise vol.Invalid(
+            "must name at least one table: restore acts on this database and checks these tables"
+            " in every backup before it trusts one"
+        )
+    return value
+
 
 DATABASE = {
     vol.Required("connection"): CONNECTION,
     vol.Required("backup_user"): USER,
     vol.Required("restore_user"): USER,
+    # verify loads backups with this account: it may create and drop scratch databases
+    # only (jobs/grants.py verify_grants), never touch a live one.
+    vol.Required("verify_user"): USER,
+    # point-in-time recovery reads the binary logs with this account (optional).
+    vol.Optional("binlog_user"): USER,
     vol.Required("backup_dir"): _absolute_path,
-    vol.Optional("required_tables", default=[]): [table],
+    vol.Required("required_tables"): vol.All(_some_tables, [table]),
     vol.Optional("retention", default={}): RETENTION,
+    vol.Optional("trust", default={}): TRUST,
     vol.Optional("compress_level", default=6): vol.All(int, vol.Range(min=1, max=9)),
     vol.Optional("dump_timeout", default=3600.0): duration,
 }
@@ -169,6 +205,16 @@ class Retention:
     keep_last: int = 7
     keep_daily_days: int = 14
     keep_safety: int = 5
+    keep_safety_for: float = 7 * 86400.0
+    max_clock_gap: float = 36 * 3600.0
+
+
+@dataclass(frozen=True)
+class Trust:
+    """When a backup deserves trust (docs/jobs.md "Trust")."""
+
+    future_skew: float = 300.0
+    max_row_drop: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -179,9 +225,12 @@ class Database:
     connection: Connection
     backup_user: User
     restore_user: User
+    verify_user: User
     backup_dir: Path
     required_tables: tuple[str, ...] = ()
     retention: Retention = field(default_factory=Retention)
+    trust: Trust = field(default_factory=Trust)
+    binlog_user: User | None = None
     compress_level: int = 6
     dump_timeout: float = 3600.0
 
@@ -236,9 +285,12 @@ def build(data: dict) -> JobsConfig:
             connection=Connection(**db["connection"]),
             backup_user=User(**db["backup_user"]),
             restore_user=User(**db["restore_user"]),
+            verify_user=User(**db["verify_user"]),
+            binlog_user=User(**db["binlog_user"]) if "binlog_user" in db else None,
             backup_dir=Path(db["backup_dir"]),
             required_tables=tuple(db["required_tables"]),
             retention=Retention(**db["retention"]),
+            trust=Trust(**db["trust"]),
             compress_level=db["compress_level"],
             dump_timeout=db["dump_timeout"],
         )
@@ -273,6 +325,7 @@ __all__ = [
     "User",
     "Connection",
     "Retention",
+    "Trust",
     "load",
     "parse",
 ]

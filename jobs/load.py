@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import Connection, User
 from .db import options_fd
+from .definer import DefinerRewriter
 from .errors import LoadError
 
 CHUNK = 1 << 20
@@ -68,16 +69,18 @@ def load_file(
 def _feed(path: Path, stdin) -> str:
     """Decompress `path` into `stdin`; return a problem ('' when the stream was whole)."""
     decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    definers = DefinerRewriter()  # no SET USER needed (jobs/definer.py)
     tail = b""
     try:
         with open(path, "rb") as src:
             while chunk := src.read(CHUNK):
                 data = decomp.decompress(chunk)
                 if data:
-                    stdin.write(data)
+                    stdin.write(definers.feed(data))
                     tail = (tail + data[-256:])[-256:]
                 if decomp.eof and (decomp.unused_data or src.read(1)):
                     return "trailing data after the end of the compressed stream"
+        stdin.write(definers.flush())
         stdin.close()
     except zlib.error as exc:
         return f"corrupt compressed data: {exc}"

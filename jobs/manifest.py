@@ -3,7 +3,13 @@
 `<database>-<YYYYmmddTHHMMSSZ>.sql.gz` and `<same>.sql.gz.json`:
 {"format": 1, "database": "petclinic", "file": "petclinic-20261124T093000Z.sql.gz",
  "created": "2026-11-24T09:30:00Z", "size_bytes": 12345, "sha256": "...",
- "tables": {"owners": 10}, "verified": null | {"at": "...Z", "ok": true, "reason": ""}}
+ "tables": {"owners": 10}, "verified": null | {"at": "...Z", "ok": true, "reason": ""},
+ "status": null | "ok" | "suspicious", "status_reason": "",
+ "binlog": null | {"file": "binlog.000003", "position": 1234, "gtid": "0-1-42"}}
+
+`verified` says whether the dump loads and holds the required tables; `status` whether it
+deserves trust compared with the backup trusted before it (docs/jobs.md "Trust"). Both are
+written by verify; a manifest of an older version (without `status` and `binlog`) still reads.
 """
 
 from __future__ import annotations
@@ -70,6 +76,27 @@ class Verification:
         return {"at": iso(self.at), "ok": self.ok, "reason": self.reason}
 
 
+TRUSTED = "ok"
+SUSPICIOUS = "suspicious"
+STATUSES = (TRUSTED, SUSPICIOUS)
+
+
+@dataclass(frozen=True)
+class BinlogPosition:
+    """Binary log coordinates at the dump's snapshot (where point-in-time replay starts)."""
+
+    file: str
+    position: int
+    gtid: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "position": self.position, "gtid": self.gtid}
+
+    @classmethod
+    def from_json(cls, data: Any) -> BinlogPosition:
+        return cls(str(data["file"]), int(data["position"]), str(data.get("gtid") or ""))
+
+
 @dataclass(frozen=True)
 class Manifest:
     """What a backup contains, as recorded when it was made (and when it was last verified)."""
@@ -81,6 +108,9 @@ class Manifest:
     sha256: str
     tables: dict[str, int] = field(default_factory=dict)
     verified: Verification | None = None
+    status: str | None = None  # None until verify judged it; else one of STATUSES
+    status_reason: str = ""
+    binlog: BinlogPosition | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,14 +122,42 @@ class Manifest:
             "sha256": self.sha256,
             "tables": dict(self.tables),
             "verified": self.verified.to_json() if self.verified else None,
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "binlog": self.binlog.to_json() if self.binlog else None,
         }
 
-    def with_verification(self, verification: Verification) -> Manifest:
-        return replace(self, verified=verification)
+    def with_verification(
+        self, verification: Verification, status: str = TRUSTED, status_reason: str = ""
+    ) -> Manifest:
+        """This manifest with verify's result: a failed verification has no trust status."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        return replace(
+            self,
+            verified=verification,
+            status=status if verification.ok else None,
+            status_reason=status_reason if verification.ok else "",
+        )
 
     @property
     def verified_ok(self) -> bool:
+        """The dump loaded and held its required tables (it may still be suspicious)."""
         return bool(self.verified and self.verified.ok)
+
+    @property
+    def trusted(self) -> bool:
+        """Verified and not suspicious: what restore may use and the next verify compares with."""
+        return self.verified_ok and self.status == TRUSTED
+
+    @property
+    def verify_status(self) -> str:
+        """ok, failed, suspicious or unverified (the exporter's stackmedic_backup_newest_verify_status)."""
+        if self.verified is None:
+            return "unverified"
+        if not self.verified.ok:
+            return "failed"
+        return SUSPICIOUS if self.status == SUSPICIOUS else TRUSTED
 
     @classmethod
     def from_json(cls, data: Any) -> Manifest:
@@ -108,6 +166,10 @@ class Manifest:
             if data["format"] != FORMAT:
                 raise ManifestError(f"unsupported manifest format {data['format']!r}")
             verified = data.get("verified")
+            status = data.get("status")
+            if status is not None and status not in STATUSES:
+                raise ManifestError(f"invalid manifest: unknown status {status!r}")
+            binlog = data.get("binlog")
             return cls(
                 database=str(data["database"]),
                 file=str(data["file"]),
@@ -122,6 +184,10 @@ class Manifest:
                     if verified
                     else None
                 ),
+                # Written before verify judged trust (no "status" key): verified means trusted.
+                status=TRUSTED if "status" not in data and verified and verified["ok"] else status,
+                status_reason=str(data.get("status_reason") or ""),
+                binlog=BinlogPosition.from_json(binlog) if binlog else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"invalid manifest: {exc!r}") from None

@@ -143,6 +143,8 @@ SECRET_USERS = {
     "mysql_exporter_password": {"mysql", "stackmedic-exporter"},
     "mysql_backup_password": {"mysql", "jenkins"},
     "mysql_restore_password": {"mysql", "jenkins"},
+    "mysql_verify_password": {"mysql", "jenkins"},
+    "mysql_binlog_password": {"mysql", "jenkins"},
     "petclinic_db_password": {"mysql", "petclinic"},
     "wordpress_db_password": {"mysql", "wordpress"},
     "receiver_webhook_token": {"alertmanager", "stackmedic-receiver"},

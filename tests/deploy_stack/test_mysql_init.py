@@ -4,12 +4,14 @@ its job and nothing more."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pymysql
 import pytest
+from stackmedic.jobs.grants import backup_grants, binlog_grants, restore_grants, verify_grants
 
 from harness.services import MariaDB, require_binary
 from tests.deploy_stack.conftest import REPO, generate_secrets
@@ -119,7 +121,7 @@ def test_the_restore_account_reaches_the_apps_and_the_scratch_databases_only(ini
     pw = secrets["mysql_restore_password"]
     conn = connect(server, "stackmedic_restore", pw)
     with conn.cursor() as cur:
-        # what jobs/restore.py and jobs/verify.py do
+        # what jobs/restore.py does
         cur.execute("DROP DATABASE IF EXISTS petclinic")
         cur.execute("CREATE DATABASE petclinic CHARACTER SET utf8mb4")
         cur.execute("CREATE TABLE petclinic.owners (id INT)")
@@ -128,8 +130,93 @@ def test_the_restore_account_reaches_the_apps_and_the_scratch_databases_only(ini
         cur.execute("DROP DATABASE stackmedic_scratch_0123456789abcdef")
     conn.close()
     assert denied(server, "stackmedic_restore", pw, "CREATE DATABASE stackmedicXscratch_x")
+    assert denied(server, "stackmedic_restore", pw, "CREATE DATABASE stackmedic_verify_x")
     assert denied(server, "stackmedic_restore", pw, "CREATE DATABASE other")
     assert denied(server, "stackmedic_restore", pw, "SELECT * FROM mysql.user")
+    # SET USER would let it define a procedure as root and run it: root-equivalent
+    assert denied(
+        server,
+        "stackmedic_restore",
+        pw,
+        "CREATE DEFINER=`root`@`localhost` PROCEDURE p() SQL SECURITY DEFINER SELECT 1",
+        "petclinic",
+    )
+
+
+def test_the_verify_account_reaches_its_scratch_databases_only(initialised):
+    server, secrets = initialised
+    server.execute("CREATE TABLE petclinic.owners (id INT)", "INSERT INTO petclinic.owners VALUES (1)")
+    pw = secrets["mysql_verify_password"]
+    conn = connect(server, "stackmedic_verify", pw)
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE stackmedic_verify_0123abcd_0123456789ab CHARACTER SET utf8mb4")
+        cur.execute("CREATE TABLE stackmedic_verify_0123abcd_0123456789ab.t (id INT)")
+        cur.execute("DROP DATABASE stackmedic_verify_0123abcd_0123456789ab")
+    conn.close()
+    for sql in (
+        "DROP TABLE petclinic.owners",
+        "SELECT * FROM petclinic.owners",
+        "DROP DATABASE wordpress",
+        "CREATE DATABASE stackmedic_scratch_0123456789abcdef",
+        "SELECT * FROM mysql.proc",
+    ):
+        assert denied(server, "stackmedic_verify", pw, sql), sql
+    assert server.execute("SELECT COUNT(*) FROM petclinic.owners") == [(1,)]
+
+
+def test_the_binlog_account_reads_binary_log_metadata_and_no_data(initialised):
+    server, secrets = initialised
+    pw = secrets["mysql_binlog_password"]
+    conn = connect(server, "stackmedic_binlog", pw)
+    with conn.cursor() as cur:
+        cur.execute("SHOW MASTER STATUS")  # BINLOG MONITOR; REPLICATION SLAVE lets it stream the logs
+    conn.close()
+    assert denied(server, "stackmedic_binlog", pw, "SELECT * FROM petclinic.owners")
+    assert denied(server, "stackmedic_binlog", pw, "CREATE DATABASE x")
+
+
+def _grants(server: MariaDB, user: str) -> list[str]:
+    rows = server.execute(f"SHOW GRANTS FOR '{user}'@'%'")
+    out = []
+    for (line,) in rows:
+        line = line.replace(f"`{user}`@`%`", "ACCOUNT")
+        out.append(re.sub(r" IDENTIFIED BY PASSWORD '[^']*'", "", line))
+    return sorted(out)
+
+
+def test_the_accounts_hold_exactly_what_jobs_grants_py_documents(initialised):
+    server, _ = initialised
+    databases = ("petclinic", "wordpress")
+    expected = {
+        "stackmedic_backup": [g for db in databases for g in backup_grants(db)],
+        "stackmedic_restore": [g for db in databases for g in restore_grants(db)],
+        "stackmedic_verify": verify_grants(),
+        "stackmedic_binlog": binlog_grants(),
+    }
+    for account, grants in expected.items():
+        twin = f"twin_{account}"
+        server.execute(f"CREATE USER '{twin}'@'%'", *(f"GRANT {g} TO '{twin}'@'%'" for g in set(grants)))
+        assert _grants(server, account) == _grants(server, twin), account
+    everything = "\n".join(line for account in expected for line in _grants(server, account))
+    for forbidden in ("SET USER", "SUPER", "ALL PRIVILEGES ON *.*", "GRANT OPTION", "`mysql`.*"):
+        assert forbidden not in everything
+    assert "PROCESS" not in "\n".join(_grants(server, "stackmedic_exporter"))
+
+
+def test_procedures_survive_a_backup_made_with_the_backup_account(initialised):
+    server, secrets = initialised
+    dump = require_binary("mariadb-dump")
+    server.execute("CREATE PROCEDURE petclinic.visits_of() SELECT 1")
+    run = subprocess.run(
+        [dump, "--protocol=tcp", "-h127.0.0.1", f"-P{server.port}", "-ustackmedic_backup",
+         "--single-transaction", "--no-tablespaces", "--routines", "petclinic"],
+        env={"MYSQL_PWD": secrets["mysql_backup_password"], "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "PROCEDURE `visits_of`" in run.stdout
 
 
 def test_a_quote_in_a_password_cannot_break_out_of_the_sql(mariadb_factory, tmp_path: Path):

@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 import yaml
-from stackmedic.jobs.grants import backup_grants, restore_grants
+from stackmedic.jobs.grants import backup_grants, restore_grants, verify_grants
 
 from harness.services import DockerEngine, MariaDB, free_port, wait_for
 
@@ -196,10 +196,16 @@ def prepare(mariadb: MariaDB, docker: DockerEngine, base: Path, settle: float = 
         f"DROP DATABASE IF EXISTS `{DATABASE}`", f"CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4"
     )
     mariadb.execute(*SCHEMA, *DATA, db=DATABASE)
-    users = {"backup": f"e2e_bk_{tag}", "restore": f"e2e_rs_{tag}", "exporter": f"e2e_ex_{tag}"}
+    users = {
+        "backup": f"e2e_bk_{tag}",
+        "restore": f"e2e_rs_{tag}",
+        "verify": f"e2e_vf_{tag}",
+        "exporter": f"e2e_ex_{tag}",
+    }
     secrets = {role: _write_secret(base / f"{role}.password", f"{role}-pw-{tag}") for role in users}
     mariadb.create_user(users["backup"], secrets["backup"].read_text(), backup_grants(DATABASE))
     mariadb.create_user(users["restore"], secrets["restore"].read_text(), restore_grants(DATABASE))
+    mariadb.create_user(users["verify"], secrets["verify"].read_text(), verify_grants())
     mariadb.create_user(users["exporter"], secrets["exporter"].read_text(), [f"SELECT ON `{DATABASE}`.*"])
     www = base / "www"
     www.mkdir(exist_ok=True)
@@ -214,6 +220,7 @@ def prepare(mariadb: MariaDB, docker: DockerEngine, base: Path, settle: float = 
                 "connection": connection,
                 "backup_user": {"user": users["backup"], "password_file": str(secrets["backup"])},
                 "restore_user": {"user": users["restore"], "password_file": str(secrets["restore"])},
+                "verify_user": {"user": users["verify"], "password_file": str(secrets["verify"])},
                 "backup_dir": str(backup_dir),
                 "required_tables": REQUIRED_TABLES,
             }

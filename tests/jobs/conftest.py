@@ -17,7 +17,7 @@ import pytest
 import yaml
 from stackmedic.jobs import config as jc
 from stackmedic.jobs.cli import main
-from stackmedic.jobs.grants import backup_grants, restore_grants
+from stackmedic.jobs.grants import backup_grants, restore_grants, verify_grants
 
 from harness.services import MariaDB
 
@@ -241,10 +241,15 @@ def make_stack(
     suffix = uuid.uuid4().hex[:8]
     db = f"pc_{suffix}"
     mariadb.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
-    backup_user, restore_user = f"smb_{suffix}", f"smr_{suffix}"
+    backup_user, restore_user, verify_user = f"smb_{suffix}", f"smr_{suffix}", f"smv_{suffix}"
     mariadb.create_user(backup_user, "backup-pw #1", backup_grants(db))
     mariadb.create_user(restore_user, 'restore "pw"', restore_grants(db))
-    env = {f"BACKUP_PW_{suffix}": "backup-pw #1", f"RESTORE_PW_{suffix}": 'restore "pw"'}
+    mariadb.create_user(verify_user, "verify pw\\", verify_grants())
+    env = {
+        f"BACKUP_PW_{suffix}": "backup-pw #1",
+        f"RESTORE_PW_{suffix}": 'restore "pw"',
+        f"VERIFY_PW_{suffix}": "verify pw\\",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     backup_root = tmp_path / "backups"
@@ -256,6 +261,7 @@ def make_stack(
                 "connection": {"host": "127.0.0.1", "port": mariadb.port},
                 "backup_user": {"user": backup_user, "password_env": f"BACKUP_PW_{suffix}"},
                 "restore_user": {"user": restore_user, "password_env": f"RESTORE_PW_{suffix}"},
+                "verify_user": {"user": verify_user, "password_env": f"VERIFY_PW_{suffix}"},
                 "backup_dir": str(backup_root),
                 "required_tables": required,
                 "retention": {"keep_last": 2, "keep_daily_days": 1},

@@ -125,8 +125,10 @@ def test_corruption_the_checksum_cannot_see_is_caught_by_the_load(stack: JobStac
     mf.write(backup.manifest_path, fixed)
     result = stack.run("verify", "--database", stack.db)
     assert result.rc == errors.FAILED
-    assert one_json(result)["reason"] == "compressed stream is truncated"
-    assert "stackmedic-job verify: 1 of 1 backups" in result.err
+    assert one_json(result)["backups"] == [
+        {"file": backup.name, "status": "failed", "reason": "compressed stream is truncated"}
+    ]
+    assert f"stackmedic-job verify: {backup.name} failed: compressed stream is truncated" in result.err
 
 
 def test_a_backup_taken_after_tables_went_missing_is_never_restored(stack: JobStack):

@@ -34,7 +34,9 @@ def test_an_invalid_config_lists_every_problem_and_exits_2(tmp_path: Path, capsy
         "config error: databases.petclinic.backup_dir: expected an absolute path, got 'relative'",
         "config error: databases.petclinic.backup_user: required key missing",
         "config error: databases.petclinic.connection: required key missing",
+        "config error: databases.petclinic.required_tables: required key missing",
         "config error: databases.petclinic.restore_user: required key missing",
+        "config error: databases.petclinic.verify_user: required key missing",
         "config error: foo: unknown key",
         "config error: services.x: give either container or compose_service (with optional compose_project)",
     ]
