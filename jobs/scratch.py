@@ -20,7 +20,7 @@ from . import db as dbc
 log = logging.getLogger(__name__)
 
 VERIFY_PREFIX = "stackmedic_verify_"
-RESTORE_PREFIX = "stackmedic_scratch_"
+RESTORE_PREFIX = "stackmedic_restore_"
 
 
 def grant_pattern(prefix: str) -> str:

@@ -125,11 +125,11 @@ def test_the_restore_account_reaches_the_apps_and_the_scratch_databases_only(ini
         cur.execute("DROP DATABASE IF EXISTS petclinic")
         cur.execute("CREATE DATABASE petclinic CHARACTER SET utf8mb4")
         cur.execute("CREATE TABLE petclinic.owners (id INT)")
-        cur.execute("CREATE DATABASE stackmedic_scratch_0123456789abcdef CHARACTER SET utf8mb4")
-        cur.execute("CREATE TABLE stackmedic_scratch_0123456789abcdef.t (id INT)")
-        cur.execute("DROP DATABASE stackmedic_scratch_0123456789abcdef")
+        cur.execute("CREATE DATABASE stackmedic_restore_load_0123456789ab CHARACTER SET utf8mb4")
+        cur.execute("CREATE TABLE stackmedic_restore_load_0123456789ab.t (id INT)")
+        cur.execute("DROP DATABASE stackmedic_restore_load_0123456789ab")
     conn.close()
-    assert denied(server, "stackmedic_restore", pw, "CREATE DATABASE stackmedicXscratch_x")
+    assert denied(server, "stackmedic_restore", pw, "CREATE DATABASE stackmedicXrestore_x")
     assert denied(server, "stackmedic_restore", pw, "CREATE DATABASE stackmedic_verify_x")
     assert denied(server, "stackmedic_restore", pw, "CREATE DATABASE other")
     assert denied(server, "stackmedic_restore", pw, "SELECT * FROM mysql.user")
@@ -157,7 +157,7 @@ def test_the_verify_account_reaches_its_scratch_databases_only(initialised):
         "DROP TABLE petclinic.owners",
         "SELECT * FROM petclinic.owners",
         "DROP DATABASE wordpress",
-        "CREATE DATABASE stackmedic_scratch_0123456789abcdef",
+        "CREATE DATABASE stackmedic_restore_load_0123456789ab",
         "SELECT * FROM mysql.proc",
     ):
         assert denied(server, "stackmedic_verify", pw, sql), sql

@@ -46,12 +46,12 @@ GRANT SELECT ON mysql.proc TO 'stackmedic_backup'@'%';
 CREATE USER IF NOT EXISTS 'stackmedic_verify'@'%' IDENTIFIED BY $(secret mysql_verify_password);
 GRANT ALL PRIVILEGES ON \`stackmedic\\_verify\\_%\`.* TO 'stackmedic_verify'@'%';
 
--- restore: the application databases, restore's scratch databases (stackmedic_scratch_*),
+-- restore: the application databases, restore's own schemas (stackmedic_restore_*),
 -- and mysql.proc for the safety dump's routines
 CREATE USER IF NOT EXISTS 'stackmedic_restore'@'%' IDENTIFIED BY $(secret mysql_restore_password);
 GRANT ALL PRIVILEGES ON petclinic.* TO 'stackmedic_restore'@'%';
 GRANT ALL PRIVILEGES ON wordpress.* TO 'stackmedic_restore'@'%';
-GRANT ALL PRIVILEGES ON \`stackmedic\\_scratch\\_%\`.* TO 'stackmedic_restore'@'%';
+GRANT ALL PRIVILEGES ON \`stackmedic\\_restore\\_%\`.* TO 'stackmedic_restore'@'%';
 GRANT SELECT ON mysql.proc TO 'stackmedic_restore'@'%';
 
 -- point-in-time recovery: read the binary logs over the client connection
