@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-
-from prometheus_client.core import Metric
+from typing import TYPE_CHECKING
 
 from .checks.base import Check
 from .deadline import Deadline
 from .metrics import MetricSpec, Samples, families, merge_specs
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 log = logging.getLogger(__name__)
 

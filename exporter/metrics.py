@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 PREFIX = "stackmedic_"
 
@@ -40,7 +42,9 @@ class MetricSpec:
         return PREFIX + self.name + ("_total" if self.kind == "counter" else "")
 
     def family(self) -> Metric:
-        """A fresh, empty family for this metric."""
+        """A fresh, empty family for this metric (prometheus_client, for OpenMetrics and tests)."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         if self.kind == "counter":
             return CounterMetricFamily(PREFIX + self.name, self.help, labels=self.labels)
         return GaugeMetricFamily(PREFIX + self.name, self.help, labels=self.labels)

@@ -16,9 +16,8 @@ import threading
 from collections.abc import Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
-
 from .collector import ScrapeRunner
+from .exposition import CONTENT_TYPE, TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +45,7 @@ def scrape_budget(header: str | None, default: float, margin: float) -> float:
 
 def make_app(runner: ScrapeRunner, default_timeout: float = 10.0, margin: float = 0.5) -> Callable:
     """The WSGI application."""
+    text = TextEncoder(runner.metrics)
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -66,9 +66,11 @@ def make_app(runner: ScrapeRunner, default_timeout: float = 10.0, margin: float 
 
     def _metrics(environ: dict, start_response: Callable) -> Iterable[bytes]:
         budget = scrape_budget(environ.get(TIMEOUT_HEADER), default_timeout, margin)
-        encoder, content_type = _encoder(environ.get("HTTP_ACCEPT", ""))
-        families = list(runner.collect(budget))
-        body = encoder(_Families(families))
+        accept = environ.get("HTTP_ACCEPT", "")
+        if _wants_text(accept):
+            body, content_type = text.encode(runner.scrape(budget)), CONTENT_TYPE
+        else:
+            body, content_type = _openmetrics(runner, budget, accept)
         headers = []
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
             body = gzip.compress(body, compresslevel=1)
@@ -78,12 +80,18 @@ def make_app(runner: ScrapeRunner, default_timeout: float = 10.0, margin: float 
     return app
 
 
-def _encoder(accept: str) -> tuple[Callable, str]:
+def _wants_text(accept: str) -> bool:
     """The text format unless the client accepts only OpenMetrics, as Go exporters do by
     default: it is what Prometheus falls back to, and half the work to write."""
-    if "text/plain" in accept or "*/*" in accept or not accept:
-        return generate_latest, CONTENT_TYPE_PLAIN_0_0_4
-    return choose_encoder(accept)
+    return "text/plain" in accept or "*/*" in accept or not accept
+
+
+def _openmetrics(runner: ScrapeRunner, budget: float, accept: str) -> tuple[bytes, str]:
+    """A scrape through prometheus_client's encoders, imported only when a client asks."""
+    from prometheus_client.exposition import choose_encoder
+
+    encoder, content_type = choose_encoder(accept)
+    return encoder(_Families(list(runner.collect(budget)))), content_type
 
 
 class _Families:
