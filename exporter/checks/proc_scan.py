@@ -55,17 +55,19 @@ def _read(path: str, size: int = 4096) -> bytes:
         os.close(fd)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # by identity: one object per process, so a fast dict key
 class ProcInfo:
-    """What process groups are matched and measured on."""
+    """What process groups are matched on; the same object for the whole life of a process."""
 
     pid: int
     name: str
     exe: str
     cmdline: tuple[str, ...]
-    rss: int
-    cpu_seconds: float
     started: float = 0.0  # start time (any unit): with pid, tells a reused pid apart
+
+
+# one process in one scan: who it is, resident bytes, user+system CPU seconds
+Usage = tuple[ProcInfo, int, float]
 
 
 class ProcScanner:
@@ -75,10 +77,10 @@ class ProcScanner:
         self.need_cmdline = need_cmdline
         self.need_exe = need_exe
         self.proc = proc
-        self._cache: dict[tuple[int, bytes, bytes], tuple[str, tuple[str, ...]]] = {}
+        self._cache: dict[tuple, ProcInfo] = {}
         self._use_proc = os.path.exists(f"{proc}/self/stat")
 
-    def scan(self) -> Iterator[ProcInfo]:
+    def scan(self) -> Iterator[Usage]:
         if not self._use_proc:
             yield from self._psutil_scan()
             return
@@ -91,22 +93,24 @@ class ProcScanner:
             except OSError:
                 continue  # gone
             rpar = data.rindex(b")")
-            comm = data[data.index(b"(") + 1 : rpar]
-            fields = data[rpar + 2 :].split()
+            # the fields up to rss (22nd after the name); the other thirty are not needed
+            fields = data[rpar + 2 :].split(maxsplit=22)
             if fields[0] in (b"Z", b"X"):
                 continue  # a zombie is not running
-            pid = int(entry)
-            key = (pid, fields[19], comm)  # start time and name: a new process or an exec
+            key = (entry, fields[19], data[: rpar + 1])  # pid, start time, name: new process or exec
             live.add(key)
-            cached = self._cache.get(key)
-            if cached is None:
-                cached = self._cache[key] = self._details(entry, comm)
-            exe, cmdline = cached
-            name = program_name(comm.decode(errors="replace"), cmdline, exe)
-            cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-            yield ProcInfo(pid, name, exe, cmdline, int(fields[21]) * PAGE_SIZE, cpu, int(fields[19]))
+            info = self._cache.get(key)
+            if info is None:
+                comm = data[data.index(b"(") + 1 : rpar]
+                info = self._cache[key] = self._info(entry, comm, int(fields[19]))
+            yield info, int(fields[21]) * PAGE_SIZE, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
         if len(self._cache) > len(live):
             self._cache = {k: v for k, v in self._cache.items() if k in live}
+
+    def _info(self, pid: str, comm: bytes, started: int) -> ProcInfo:
+        exe, cmdline = self._details(pid, comm)
+        name = program_name(comm.decode(errors="replace"), cmdline, exe)
+        return ProcInfo(int(pid), name, exe, cmdline, started)
 
     def _details(self, pid: str, comm: bytes) -> tuple[str, tuple[str, ...]]:
         exe = ""
@@ -123,19 +127,22 @@ class ProcScanner:
                 exe = os.readlink(f"{self.proc}/{pid}/exe").removesuffix(" (deleted)")
         return exe, cmdline
 
-    def _psutil_scan(self) -> Iterator[ProcInfo]:
+    def _psutil_scan(self) -> Iterator[Usage]:
         attrs = ["name", "exe", "cmdline", "memory_info", "cpu_times", "create_time"]
+        live = set()
         for p in psutil.process_iter(attrs, ad_value=None):
-            info = p.info
-            mem, times = info["memory_info"], info["cpu_times"]
+            found = p.info
+            mem, times = found["memory_info"], found["cpu_times"]
             if mem is None or times is None:
                 continue
-            yield ProcInfo(
-                p.pid,
-                info["name"] or "",
-                info["exe"] or "",
-                tuple(info["cmdline"] or ()),
-                mem.rss,
-                times.user + times.system,
-                info["create_time"] or 0.0,
-            )
+            key = (p.pid, found["create_time"], found["name"])
+            live.add(key)
+            info = self._cache.get(key)
+            if info is None:
+                cmdline = tuple(found["cmdline"] or ())
+                info = ProcInfo(
+                    p.pid, found["name"] or "", found["exe"] or "", cmdline, found["create_time"] or 0.0
+                )
+                self._cache[key] = info
+            yield info, mem.rss, times.user + times.system
+        self._cache = {k: v for k, v in self._cache.items() if k in live}

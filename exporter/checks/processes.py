@@ -71,25 +71,33 @@ class ProcessesCheck(Check):
             need_exe=any(g.exe is not None for g in self.groups),
         )
         self.cpu = CpuCounters()
+        self._groups_of: dict[ProcInfo, tuple[int, ...]] = {}
 
     @classmethod
     def from_section(cls, section: dict) -> list[Check]:
         return [cls([Group.from_config(g) for g in section["groups"]], section["timeout"])]
 
     def run(self, out: Samples, deadline: Deadline) -> None:
-        totals = {g.group: [0, 0] for g in self.groups}
-        seen: dict[str, dict[tuple[int, float], float]] = {g.group: {} for g in self.groups}
-        for proc in self.scanner.scan():
-            for g in self.groups:
-                if g.matches(proc):
-                    row = totals[g.group]
-                    row[0] += 1
-                    row[1] += proc.rss
-                    seen[g.group][(proc.pid, proc.started)] = proc.cpu_seconds
-        for group, (count, rss) in totals.items():
-            out.add(INSTANCES, count, group)
-            out.add(RESIDENT_MEMORY, rss, group)
-            out.add(CPU_SECONDS, self.cpu.update(group, seen[group]), group)
+        groups = self.groups
+        counts, rss_sums = [0] * len(groups), [0] * len(groups)
+        seen: list[dict[tuple[int, float], float]] = [{} for _ in groups]
+        # a process's name, exe and command line do not change (an exec is a new ProcInfo),
+        # so which groups it belongs to is worked out once, not on every scrape
+        known, live = self._groups_of, {}
+        for proc, rss, cpu in self.scanner.scan():
+            hits = known.get(proc)
+            if hits is None:
+                hits = tuple(i for i, g in enumerate(groups) if g.matches(proc))
+            live[proc] = hits
+            for i in hits:
+                counts[i] += 1
+                rss_sums[i] += rss
+                seen[i][(proc.pid, proc.started)] = cpu
+        self._groups_of = live
+        for i, g in enumerate(groups):
+            out.add(INSTANCES, counts[i], g.group)
+            out.add(RESIDENT_MEMORY, rss_sums[i], g.group)
+            out.add(CPU_SECONDS, self.cpu.update(g.group, seen[i]), g.group)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
         for g in self.groups:
