@@ -135,9 +135,43 @@ def inhibit_rule(raw: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+TIME_INTERVAL_KEYS = {"times", "weekdays", "days_of_month", "months", "years", "location"}
+
+
+def time_interval(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """One period of a named time interval, as the operator's TimeInterval (always UTC)."""
+    unknown = set(raw) - TIME_INTERVAL_KEYS
+    if unknown:
+        raise TranslationError(f"{where}: {', '.join(sorted(unknown))} has no translation")
+    # v1alpha1 has no `location`: the operator's intervals are in UTC, so only UTC says the same.
+    if raw.get("location", "UTC") != "UTC":
+        raise TranslationError(f"{where}: location {raw['location']!r} has no translation (only UTC)")
+    out: dict[str, Any] = {}
+    if "times" in raw:
+        out["times"] = [{"startTime": t["start_time"], "endTime": t["end_time"]} for t in raw["times"]]
+    for key, name in (("weekdays", "weekdays"), ("months", "months"), ("years", "years")):
+        if key in raw:
+            out[name] = list(raw[key])
+    if "days_of_month" in raw:
+        out["daysOfMonth"] = []
+        for day in raw["days_of_month"]:
+            start, _, end = str(day).partition(":")
+            out["daysOfMonth"].append({"start": int(start), "end": int(end or start)})
+    return out
+
+
+def mute_time_interval(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    return {
+        "name": raw["name"],
+        "timeIntervals": [
+            time_interval(t, f"{where}.time_intervals[{i}]") for i, t in enumerate(raw["time_intervals"])
+        ],
+    }
+
+
 def alertmanager_config(config: dict[str, Any]) -> dict[str, Any]:
     """The AlertmanagerConfig (v1alpha1) saying what alertmanager.yml says."""
-    extra = set(config) - {"route", "receivers", "inhibit_rules"}
+    extra = set(config) - {"route", "receivers", "inhibit_rules", "time_intervals"}
     if extra:
         raise TranslationError(f"alertmanager.yml: {', '.join(sorted(extra))} has no translation")
     spec = {
@@ -147,6 +181,10 @@ def alertmanager_config(config: dict[str, Any]) -> dict[str, Any]:
             inhibit_rule(r, f"inhibit_rules[{i}]") for i, r in enumerate(config.get("inhibit_rules", []))
         ],
     }
+    if config.get("time_intervals"):
+        spec["muteTimeIntervals"] = [
+            mute_time_interval(t, f"time_intervals[{i}]") for i, t in enumerate(config["time_intervals"])
+        ]
     return {
         "apiVersion": "monitoring.coreos.com/v1alpha1",
         "kind": "AlertmanagerConfig",

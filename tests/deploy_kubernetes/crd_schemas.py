@@ -20,10 +20,31 @@ import jsonschema
 API_PACKAGE = "cloudcoil.models.prometheus_operator"
 
 
+def _python_pattern(pattern: str) -> str:
+    """A Go regexp's group-scoped flag `((?i)a|b)` as Python's `((?i:a|b))`.
+
+    Go applies an inline flag to the rest of its group; Python's `re` (which jsonschema uses)
+    only accepts one at the very start (the CRD's weekday and month patterns have them).
+    """
+    out = pattern
+    while (start := out.find("((?i)")) >= 0:
+        depth, i, escaped = 0, start, False
+        for i in range(start, len(out)):
+            if not escaped:
+                depth += {"(": 1, ")": -1}.get(out[i], 0)
+                if depth == 0:
+                    break
+            escaped = out[i] == "\\" and not escaped
+        out = out[: start + 1] + "(?i:" + out[start + 5 : i] + ")" + out[i:]
+    return out
+
+
 def _close(node: Any) -> Any:
     """Every object schema with `properties` and nothing said of other keys refuses them."""
     if isinstance(node, dict):
         out = {k: _close(v) for k, v in node.items()}
+        if isinstance(out.get("pattern"), str):
+            out["pattern"] = _python_pattern(out["pattern"])
         if "properties" in out and "additionalProperties" not in out:
             out["additionalProperties"] = False
         return out

@@ -33,6 +33,8 @@ def _route(route: dict[str, Any], prefix: str) -> dict[str, Any]:
             out["matchers"] = _matchers(value)
         elif key == "routes":
             out["routes"] = [_route(r, prefix) for r in value]
+        elif key == "muteTimeIntervals":
+            out["mute_time_intervals"] = [prefix + name for name in value]
         else:
             out[ROUTE_KEYS[key]] = value
     return out
@@ -64,8 +66,28 @@ def alertmanager_config(obj: dict[str, Any]) -> dict[str, Any]:
         }
         for r in obj["spec"].get("inhibitRules", [])
     ]
-    return {
+    config = {
         "route": {"receiver": CLUSTER_DEFAULT, "routes": [top]},
         "receivers": receivers,
         "inhibit_rules": inhibit,
     }
+    intervals = [_time_interval(t, prefix) for t in obj["spec"].get("muteTimeIntervals", [])]
+    if intervals:
+        config["time_intervals"] = intervals
+    return config
+
+
+def _time_interval(named: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """A MuteTimeInterval as the named time interval the operator writes (in UTC)."""
+    periods = []
+    for raw in named["timeIntervals"]:
+        period: dict[str, Any] = {}
+        if "times" in raw:
+            period["times"] = [{"start_time": t["startTime"], "end_time": t["endTime"]} for t in raw["times"]]
+        for key in ("weekdays", "months", "years"):
+            if key in raw:
+                period[key] = raw[key]
+        if "daysOfMonth" in raw:
+            period["days_of_month"] = [f"{d['start']}:{d['end']}" for d in raw["daysOfMonth"]]
+        periods.append(period)
+    return {"name": prefix + named["name"], "time_intervals": periods}

@@ -71,6 +71,27 @@ def test_untranslatable_alertmanager_settings_are_refused(tmp_path: Path):
     am["route"]["routes"][0]["match_re"] = {"remediation": ".+"}
     with pytest.raises(gen.TranslationError, match=r"route.routes\[0\]: match_re has no translation"):
         gen.alertmanager_config(am)
+    # The operator's time intervals have no location: only UTC means the same there.
+    am = shipped.load(shipped.ALERTMANAGER_CONFIG)
+    am["time_intervals"][0]["time_intervals"][0]["location"] = "Europe/Berlin"
+    with pytest.raises(
+        gen.TranslationError,
+        match=r"time_intervals\[0\].time_intervals\[0\]: location 'Europe/Berlin' has no translation \(only UTC\)",
+    ):
+        gen.alertmanager_config(am)
+
+
+def test_the_maintenance_window_becomes_a_mute_time_interval():
+    spec = generator().alertmanager_config(shipped.load(shipped.ALERTMANAGER_CONFIG))["spec"]
+    assert spec["muteTimeIntervals"] == [
+        {
+            "name": "maintenance",
+            "timeIntervals": [
+                {"times": [{"startTime": "03:00", "endTime": "04:00"}], "weekdays": ["sunday"]}
+            ],
+        }
+    ]
+    assert spec["route"]["routes"][0]["muteTimeIntervals"] == ["maintenance"]
 
 
 def _promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
