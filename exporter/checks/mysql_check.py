@@ -149,9 +149,11 @@ class MysqlCheck(Check):
             try:
                 began = deadline.clock()
                 with conn.cursor() as cur:
-                    cur.execute("SELECT 1")
-                    up = 1
+                    # the table listing, when there is one, is the proof the server answers
+                    if not self._items():
+                        cur.execute("SELECT 1")
                     present = self._present(cur)
+                    up = 1
                     has_rows = self._has_rows(cur, [item for item in self._items() if item in present])
                     succeeded = self._queries(cur)
                 took = deadline.clock() - began
@@ -167,21 +169,28 @@ class MysqlCheck(Check):
         if not any(self.server.tables.values()):
             return set()
         dbs = list(self.server.tables)
-        marks = ", ".join(["%s"] * len(dbs))
+        names = sorted({t for tables in self.server.tables.values() for t in tables})
+        # only the configured names: a schema's other tables would be rows to read for nothing
         cur.execute(
-            f"SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA IN ({marks})",  # noqa: S608
-            dbs,
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES"  # noqa: S608
+            f" WHERE TABLE_SCHEMA IN ({', '.join(['%s'] * len(dbs))})"
+            f" AND TABLE_NAME IN ({', '.join(['%s'] * len(names))})",
+            dbs + names,
         )
         return {(db, t) for db, t in cur.fetchall()}
 
     def _has_rows(self, cur: Any, tables: list[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Tables with rows, all in one statement (one round trip, however many tables)."""
+        """Tables with rows, all in one statement (one round trip, however many tables).
+
+        One column of '0'/'1' flags rather than a column per table: the client decodes a
+        column description per column, which for a dozen tables cost more than the query.
+        """
         if not tables:
             return set()
         # identifiers cannot be parameters; config allows only [A-Za-z0-9_$-] and quote() escapes
         exists = ", ".join(f"EXISTS(SELECT 1 FROM {quote(db)}.{quote(t)})" for db, t in tables)  # noqa: S608
         try:
-            cur.execute(f"SELECT {exists}")
+            cur.execute(f"SELECT CONCAT({exists})")
         except Exception as exc:
             if not _is_server_error(exc) or len(tables) == 1:
                 raise
@@ -191,8 +200,10 @@ class MysqlCheck(Check):
                 with contextlib.suppress(Exception):
                     found |= self._has_rows(cur, [table])
             return found
-        row = cur.fetchone()
-        return {table for table, flag in zip(tables, row, strict=True) if flag}
+        (flags,) = cur.fetchone()
+        if isinstance(flags, bytes):  # CONCAT of numbers is a binary string to the client
+            flags = flags.decode("ascii")
+        return {table for table, flag in zip(tables, flags, strict=True) if flag == "1"}
 
     def _queries(self, cur: Any) -> set[str]:
         ok = set()

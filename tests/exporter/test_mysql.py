@@ -175,7 +175,7 @@ class DroppingCursor:
         self.statements.append(sql)
         if "`gone`" in sql:
             raise RuntimeError(1146, "Table 'app.gone' doesn't exist")
-        self._row = tuple(1 for _ in range(sql.count("EXISTS")))
+        self._row = ("1" * sql.count("EXISTS"),)
 
     def fetchone(self) -> tuple:
         return self._row
