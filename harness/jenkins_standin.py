@@ -46,7 +46,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-Runner = Callable[[dict[str, str]], str]
+# a job: its parameters -> the build's result, or (result, description) like a Jenkins job
+# that sets currentBuild.description
+Runner = Callable[[dict[str, str]], "str | tuple[str, str | None]"]
 
 
 def command_runner(
@@ -60,7 +62,9 @@ def command_runner(
     `argv` is a list (an element that is exactly ``{NAME}`` becomes the parameter's value, as in
     deploy/jenkins/jobs.yaml; ``$NAME`` inside an element is replaced too) or a shell command
     string. Exit 0 is SUCCESS, a code in `unstable_exit_codes` UNSTABLE, anything else FAILURE,
-    a timeout ABORTED. The output of each run is appended to ``runner.output``.
+    a timeout ABORTED. The output of each run is appended to ``runner.output``. The build's
+    description is the job's JSON result line (the last stdout line that is a JSON object), as
+    deploy/jenkins' jobs set it.
     """
 
     def expand(arg: str, params: dict[str, str]) -> str:
@@ -76,13 +80,28 @@ def command_runner(
             done = subprocess.run(cmd, env=environ, timeout=timeout, capture_output=True, check=False)
         except subprocess.TimeoutExpired:
             return "ABORTED"
-        run.output.append(done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace"))  # type: ignore[attr-defined]
+        stdout = done.stdout.decode(errors="replace")
+        run.output.append(stdout + done.stderr.decode(errors="replace"))  # type: ignore[attr-defined]
+        description = _result_line(stdout)
         if done.returncode == 0:
-            return "SUCCESS"
-        return "UNSTABLE" if done.returncode in unstable_exit_codes else "FAILURE"
+            return "SUCCESS", description
+        return ("UNSTABLE" if done.returncode in unstable_exit_codes else "FAILURE"), description
 
     run.output = []  # type: ignore[attr-defined]
     return run
+
+
+def _result_line(stdout: str) -> str | None:
+    """The last line of `stdout` that is a JSON object: a stackmedic job's result line."""
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                if isinstance(json.loads(line), dict):
+                    return line
+            except ValueError:
+                continue
+    return None
 
 
 @dataclass
@@ -119,6 +138,7 @@ class Build:
     started: float
     finished: float | None = None
     result: str | None = None
+    description: str | None = None
 
 
 class _Tree:
@@ -351,13 +371,17 @@ class JenkinsStandIn:
         t.start()
 
     def _run_build(self, build: Build) -> None:
+        description = None
         try:
             result = self.jobs[build.job](dict(build.params))
+            if isinstance(result, tuple):
+                result, description = result
         except Exception:  # noqa: BLE001 - a job that crashes is a failed build
             result = "FAILURE"
         if self.build_duration:
             self._stopped.wait(self.build_duration)
         with self._tick:
+            build.description = description
             build.result, build.finished = result or "FAILURE", time.monotonic()
             self._running -= 1
             self._tick.notify_all()
@@ -552,6 +576,7 @@ class JenkinsStandIn:
             "url": f"{self.url}/job/{b.job}/{b.number}/",
             "building": b.result is None,
             "result": b.result,
+            "description": b.description,
             "timestamp": int(b.started * 1000),
             "duration": int(((b.finished or b.started) - b.started) * 1000),
             "actions": [self._params_action(b.params), {"_class": "hudson.model.CauseAction", "causes": []}],
