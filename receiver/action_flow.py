@@ -26,6 +26,7 @@ from .model import Action, ActionState, Decision
 from .store import SqlStore
 
 log = logging.getLogger(__name__)
+MAX_DESCRIPTION = 4000  # a build description kept in the audit
 
 
 class Lost(Exception):
@@ -34,6 +35,9 @@ class Lost(Exception):
 
 class ActionFlow:
     """Runs actions to their end for replica `owner`; one `run` per worker thread."""
+
+    # told of every action that ended (notifications); set by the app
+    on_finished: Callable[[Action], None] = staticmethod(lambda row: None)
 
     def __init__(
         self,
@@ -126,6 +130,7 @@ class ActionFlow:
         )
         self.metrics.decisions.labels(Decision.FAILED).inc()
         self.metrics.builds.labels(row.rule, row.job, "ERROR").inc()
+        self.on_finished(row)
         return row
 
     def _finish(self, row: Action, ref: Ref) -> Action:
@@ -135,6 +140,8 @@ class ActionFlow:
             fields["error"] = ref.note
         if ref.number is not None:
             fields.update(build_number=ref.number, build_url=ref.url)
+        if ref.description:
+            fields["description"] = ref.description[:MAX_DESCRIPTION]
         level = logging.INFO if result == "SUCCESS" else logging.WARNING
         log.log(
             level,
@@ -146,6 +153,7 @@ class ActionFlow:
         )
         self._save(row, **fields)
         self.metrics.builds.labels(row.rule, row.job, result).inc()
+        self.on_finished(row)
         return row
 
     def _moved(self, row: Action, ref: Ref) -> Action:

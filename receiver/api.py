@@ -13,24 +13,26 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import BadRequest, NotFound
 
 from stackmedic.config import duration
 
-from . import breaker, payload, views
+from . import breaker, overview, payload, views
 from .auth import CHALLENGES, authorized
 from .context import current
-from .model import Pause
+from .model import ActionState, Decision, Pause
 from .store import StoreError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_PAUSE = 30 * 86400.0
+MAX_EPOCH = 999_999_999_999.0
 MAX_ID = 2**62  # ids are 64-bit integers in both stores
 FILTERS = ("decision", "rule", "target", "state")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+NUMBER = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 DURATION = re.compile(
     r"[1-9][0-9]{0,5}s|[1-9][0-9]{0,3}m|([1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)h|[1-9]d|[12][0-9]d|30d"
 )
@@ -89,14 +91,57 @@ def _int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
     return int(raw)
 
 
+def _time_arg(name: str) -> float | None:
+    """RFC 3339 (2026-12-01T08:00:00Z) or epoch seconds; 400 naming the parameter otherwise."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw) if NUMBER.fullmatch(raw) else payload.parse_time(raw)[1]
+        if value > MAX_EPOCH:
+            raise ValueError(raw)
+        return value
+    except ValueError:
+        raise BadRequest(
+            f"{name}: expected an RFC 3339 time (2026-12-01T08:00:00Z) or epoch seconds"
+        ) from None
+
+
+def _filters() -> dict[str, str]:
+    """decision, rule, target, state: each checked, so a typo is a 400 rather than an empty list."""
+    unknown = sorted(set(request.args) - set(FILTERS) - {"limit", "before", "since", "until"})
+    if unknown:
+        raise BadRequest(
+            f"unknown parameter {unknown[0]!r}: expected {', '.join(FILTERS)}, limit, before, since, until"
+        )
+    filters = {k: request.args[k] for k in FILTERS if k in request.args}
+    for name, allowed in (
+        ("decision", [d.value for d in Decision]),
+        ("state", [a.value for a in ActionState]),
+    ):
+        if name in filters and filters[name] not in allowed:
+            raise BadRequest(
+                f"{name}: unknown value {filters[name][:64]!r}: expected one of {', '.join(allowed)}"
+            )
+    return filters
+
+
 @bp.get("/actions")
 def actions():
-    """The audit: every decision, newest first; filters decision, rule, target, state; paging by `before`."""
+    """The audit, newest first; filters decision, rule, target, state, since, until; paging by `before`."""
     limit = _int_arg("limit", 100, 1, 1000)
     before = _int_arg("before", None, 1, MAX_ID)
-    filters = {k: request.args[k] for k in FILTERS if k in request.args}
-    rows = current().store.atomic(lambda tx: tx.list_actions(limit, before, filters))
+    filters = _filters()
+    since, until = _time_arg("since"), _time_arg("until")
+    rows = current().store.atomic(lambda tx: tx.list_actions(limit, before, filters, since, until))
     return jsonify({"actions": [views.action(r) for r in rows]})
+
+
+@bp.get("/incidents")
+def incidents():
+    """Open incidents first (what was tried, what happens next and when), then recent resolved ones."""
+    s = current()
+    return jsonify(s.store.atomic(lambda tx: overview.incidents(tx, s, s.clock())))
 
 
 @bp.get("/actions/<int:action_id>")
@@ -111,28 +156,37 @@ def action(action_id: int):
 
 @bp.get("/breakers")
 def breakers():
-    rows = current().store.atomic(lambda tx: tx.list_breakers())
-    return jsonify({"breakers": [views.breaker(r) for r in rows]})
+    s = current()
+    return jsonify({"breakers": s.store.atomic(lambda tx: overview.breakers(tx, s, s.clock()))})
 
 
 @bp.post("/breakers/<path:key>/reset")
 @require_auth
 def reset_breaker(key: str):
-    """Close a breaker: counters cleared, the window starts again."""
+    """Close a breaker: counters cleared, the window starts again, the cooldown cleared unless kept."""
     s = current()
+    data = _body()
+    who, reason = _author(data), _reason(data)
+    keep = data.get("keep_cooldown", False)
+    if not isinstance(keep, bool):
+        raise BadRequest("keep_cooldown: expected true or false")
+    now = s.clock()
 
     def reset(tx):
         row = tx.get_breaker(key)
-        if row is not None:
-            breaker.reset(row, s.clock())
-            tx.save_breaker(row)
-        return row
+        if row is None:
+            return None
+        breaker.reset(row, now, keep_cooldown=keep)
+        tx.save_breaker(row)
+        said = f"{reason} (cooldown kept)" if keep else reason
+        _audit(tx, now, Decision.RESET, row.target, who, said, rule=row.rule)
+        return overview.breaker_view(tx, s, row, now)
 
-    row = s.store.atomic(reset)
-    if row is None:
+    view = s.store.atomic(reset)
+    if view is None:
         raise NotFound(f"no breaker {key!r}")
-    log.warning("breaker reset by the API key=%s", key)
-    return jsonify(views.breaker(row))
+    log.warning("breaker reset key=%s author=%s keep_cooldown=%s reason=%r", key, who, keep, reason)
+    return jsonify(view)
 
 
 def _body() -> dict[str, Any]:
@@ -169,6 +223,30 @@ def _pause_duration(value: Any) -> float:
     return seconds
 
 
+def _reason(data: dict[str, Any]) -> str:
+    reason = data.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > 1000:
+        raise BadRequest("reason: expected a string of at most 1000 characters")
+    return reason
+
+
+def _author(data: dict[str, Any]) -> str:
+    """Who does it: `author`, or the name of the token used when tokens are named."""
+    author = data.get("author", g.get("token_name"))
+    if author is None:
+        raise BadRequest("author: required: who does this (a name or an e-mail address)")
+    if not isinstance(author, str) or not 0 < len(author.strip()) <= 128 or CONTROL.search(author):
+        raise BadRequest("author: expected a name of 1 to 128 characters")
+    return author.strip()
+
+
+def _audit(
+    tx: Any, now: float, decision: Decision, target: str, author: str, reason: str, **more: Any
+) -> None:
+    """An operator's write, kept in the audit beside the decisions it changes."""
+    tx.insert_action(created_at=now, decision=decision, target=target, author=author, reason=reason, **more)
+
+
 @bp.post("/pause")
 @require_auth
 def pause():
@@ -177,22 +255,35 @@ def pause():
     data = _body()
     target = _target(data)
     seconds = _pause_duration(data.get("duration"))
-    reason = data.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > 1000:
-        raise BadRequest("reason: expected a string of at most 1000 characters")
+    who, reason = _author(data), _reason(data)
     now = s.clock()
-    s.store.atomic(lambda tx: tx.set_pause(target, now + seconds, reason, now))
-    log.warning("paused target=%s for %.0fs reason=%r", target, seconds, reason)
-    return jsonify(views.pause(Pause(target=target, expires_at=now + seconds, reason=reason, created_at=now)))
+
+    def write(tx):
+        tx.set_pause(target, now + seconds, reason, now, who)
+        _audit(tx, now, Decision.PAUSE, target, who, reason)
+
+    s.store.atomic(write)
+    log.warning("paused target=%s for %.0fs author=%s reason=%r", target, seconds, who, reason)
+    row = Pause(target=target, expires_at=now + seconds, reason=reason, created_at=now, author=who)
+    return jsonify(views.pause(row))
 
 
 @bp.post("/resume")
 @require_auth
 def resume():
     s = current()
-    target = _target(_body())
-    removed = s.store.atomic(lambda tx: tx.delete_pause(target))
-    log.warning("resumed target=%s", target)
+    data = _body()
+    target = _target(data)
+    who, reason = _author(data), _reason(data)
+    now = s.clock()
+
+    def write(tx):
+        removed = tx.delete_pause(target)
+        _audit(tx, now, Decision.RESUME, target, who, reason)
+        return removed
+
+    removed = s.store.atomic(write)
+    log.warning("resumed target=%s author=%s reason=%r", target, who, reason)
     return jsonify({"target": target, "resumed": removed})
 
 

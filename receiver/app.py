@@ -19,6 +19,7 @@ from .api import bp as api_bp
 from .config import Config
 from .context import EXTENSION, Services
 from .dispatcher import Dispatcher
+from .incident_metrics import IncidentCollector
 from .intake import Intake
 from .metrics import ReceiverMetrics, StateCollector
 from .notify import Notifier
@@ -44,6 +45,7 @@ def _build_services(config: Config, clock: Callable[[], float], session: request
     store = open_store(config.store)
     metrics = ReceiverMetrics(registry, rules)
     registry.register(StateCollector(store, clock))
+    registry.register(IncidentCollector(store, clock))
     notifier = Notifier()
     dispatcher = None
     j = config.jenkins
@@ -72,6 +74,7 @@ def _build_services(config: Config, clock: Callable[[], float], session: request
             retention=config.store.retention,
             clock=clock,
         )
+        dispatcher.flow.on_finished = lambda row: notifier.finished(row, by_name[row.rule].policy.notify_url)
     intake = Intake(
         store,
         rules,
@@ -80,6 +83,7 @@ def _build_services(config: Config, clock: Callable[[], float], session: request
         dry_run=dispatcher is None,
         on_triggered=dispatcher.wake if dispatcher else (lambda: None),
         on_breaker_open=lambda row: notifier.breaker_opened(row, by_name[row.rule].policy.notify_url),
+        on_escalated=lambda e: notifier.escalated(e, by_name[e.rule].policy.notify_url),
     )
     return Services(config, store, rules, metrics, registry, intake, notifier, dispatcher, clock)
 

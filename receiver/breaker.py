@@ -5,9 +5,13 @@ holds the breaker's row lock and persists what changed. States: `closed` (action
 `open` (none until an operator resets it, or until `reset_timeout` allows one trial), and
 `half_open` (that trial is under way).
 
-An action is *ineffective* when a new incident of its rule and target starts within
-`ineffective_after` of the build finishing, or when its build did not succeed. Consecutive
-ineffective actions, or too many actions in the window, open the breaker.
+An action is *ineffective* when its own incident still fires after the rule's `settle` time
+(lifecycle.py judges that and passes it in as a `retry`), when its build did not succeed,
+or when a new incident of its rule and target starts within `ineffective_after` of the
+build finishing - unless that incident is maintenance: decided during a pause (`held`), or
+heard of long after it started (held back by a silence or an inhibition). Consecutive
+ineffective actions, or too many actions in the window, open the breaker. A retry within
+one incident is paced by `settle`, not by the cooldown, which is between incidents.
 """
 
 from __future__ import annotations
@@ -44,12 +48,18 @@ def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-def judge(last: Action | None, policy: BreakerPolicy, now: float) -> int | None:
-    """1 when the last action proved ineffective now, 0 when effective, None when not (yet) judged."""
+def judge(last: Action | None, policy: BreakerPolicy, now: float, maintenance: bool = False) -> int | None:
+    """At a new incident: 1 when the last action proved ineffective, 0 when effective, None when not judged.
+
+    `maintenance`: the new incident began in a pause or a silence, so it says nothing about
+    the last action.
+    """
     if not last or last.state != ActionState.DONE or last.ineffective is not None:
         return None
     if last.result != "SUCCESS":
         return 1
+    if maintenance:
+        return 0
     return 1 if now - _or(last.finished_at, now) <= policy.ineffective_after else 0
 
 
@@ -64,20 +74,27 @@ def evaluate(
     last: Action | None,
     recent: int,
     now: float,
+    *,
+    retry: bool = False,
+    judged: int | None = None,
+    maintenance: bool = False,
 ) -> Verdict:
-    """Decide on a new incident; updates `row` (the breaker) in place.
+    """Decide on an incident; updates `row` (the breaker) in place.
 
     `last` is the newest action of this rule and target, `recent` the number of actions
-    since max(now - window, the last reset).
+    since max(now - window, the last reset). A `retry` is another action for an incident
+    that already had one, whose judgement (`judged`) the caller made; otherwise `last` is
+    judged here (see judge(); `maintenance` as there).
     """
     verdict_judged = None
-    judged = judge(last, policy, now)
+    if not retry:
+        judged = judge(last, policy, now, maintenance)
     if judged is not None:
         verdict_judged = (last.id, judged)
         row.ineffective = row.ineffective + 1 if judged else 0
         row.updated_at = now
-    verdict = _decide(row, policy, last, recent, now, judged)
-    verdict.judged = verdict_judged
+    verdict = _decide(row, policy, last, recent, now, judged, retry)
+    verdict.judged = verdict_judged if not retry else None
     return verdict
 
 
@@ -88,6 +105,7 @@ def _decide(
     recent: int,
     now: float,
     judged: int | None,
+    retry: bool = False,
 ) -> Verdict:
     state = row.state
     if state == OPEN:
@@ -114,10 +132,35 @@ def _decide(
         return _open(row, now, f"{row.ineffective} consecutive actions did not fix it")
     if policy.max_actions and recent >= policy.max_actions:
         return _open(row, now, f"{recent} actions within {_human(policy.window)}")
-    if last and now - last.created_at < policy.cooldown:
-        left = policy.cooldown - (now - last.created_at)
-        return Verdict(False, Decision.COOLDOWN, f"cooldown: {left:.0f}s left after action #{last.id}")
+    until = None if retry else cooldown_until(row, policy, last)
+    if last and until is not None and now < until:
+        return Verdict(False, Decision.COOLDOWN, f"cooldown: {until - now:.0f}s left after action #{last.id}")
     return Verdict(True)
+
+
+def cooldown_until(row: Breaker, policy: BreakerPolicy, last: Action | None) -> float | None:
+    """When the cooldown after `last` ends; None when there is none (or a reset cleared it)."""
+    if not last or not policy.cooldown:
+        return None
+    if row.cooldown_cleared_at is not None and last.created_at <= row.cooldown_cleared_at:
+        return None
+    return last.created_at + policy.cooldown
+
+
+def next_action(
+    row: Breaker, policy: BreakerPolicy, last: Action | None, now: float
+) -> tuple[str, float | None]:
+    """For people: when the next action for this rule and target may run, and why then."""
+    if row.state == OPEN:
+        if policy.reset_timeout:
+            return "one trial after the reset timeout,", _or(row.opened_at, now) + policy.reset_timeout
+        return "none until a person resets the breaker", None
+    if last and last.state in IN_FLIGHT_STATES:
+        return f"after action #{last.id} finishes", None
+    until = cooldown_until(row, policy, last)
+    if until is not None and until > now:
+        return "after the cooldown,", until
+    return "at the next alert", None
 
 
 def close_proven_trial(row: Breaker, trial: Action | None, policy: BreakerPolicy, now: float) -> bool:
@@ -130,8 +173,12 @@ def close_proven_trial(row: Breaker, trial: Action | None, policy: BreakerPolicy
     return True
 
 
-def reset(row: Breaker, now: float) -> None:
-    """An operator's reset: closed, counters cleared, the window starts again now."""
+def reset(row: Breaker, now: float, keep_cooldown: bool = False) -> None:
+    """An operator's reset: closed, counters cleared, the window starts again now.
+
+    It clears the cooldown too (an alert still firing is acted on at its next repeat),
+    unless `keep_cooldown`.
+    """
     row.update(
         state=CLOSED,
         ineffective=0,
@@ -141,6 +188,8 @@ def reset(row: Breaker, now: float) -> None:
         reason="reset by operator",
         updated_at=now,
     )
+    if not keep_cooldown:
+        row.cooldown_cleared_at = now
 
 
 def window_start(row: Breaker, policy: BreakerPolicy, now: float) -> float:

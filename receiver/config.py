@@ -54,11 +54,14 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
+LINKS = ("prometheus", "alertmanager", "grafana")
+
 BREAKER = {
     vol.Optional("cooldown"): duration,
     vol.Optional("max_actions"): _positive_int,
     vol.Optional("window"): _positive_duration,
     vol.Optional("ineffective_after"): duration,
+    vol.Optional("settle"): duration,
     vol.Optional("max_ineffective"): _positive_int,
     vol.Optional("reset_timeout"): vol.Any(None, _positive_duration),
     vol.Optional("notify_url"): vol.Any(None, url()),
@@ -93,6 +96,7 @@ SCHEMA = vol.Schema(
         vol.Optional("web", default={}): {
             vol.Optional("max_body_bytes"): vol.All(int, vol.Range(min=1024)),
             vol.Optional("threads"): vol.All(int, vol.Range(min=1, max=256)),
+            vol.Optional("links"): {vol.Optional(k): url() for k in LINKS},
         },
         vol.Optional("store", default={}): {
             vol.Optional("type"): vol.In(["sqlite", "mysql"]),
@@ -142,6 +146,8 @@ class BreakerPolicy:
     max_actions: int = 3
     window: float = 3600.0
     ineffective_after: float = 900.0
+    # an incident still firing this long after its action's build succeeded: it did not help
+    settle: float = 60.0
     max_ineffective: int = 2
     reset_timeout: float | None = None
     notify_url: str | None = None
@@ -215,6 +221,7 @@ class Config:
     dry_run: bool = False
     max_body_bytes: int = 1 << 20
     threads: int = 4
+    links: dict[str, str] = field(default_factory=dict)  # the page links to these (LINKS)
     store: StoreConfig = field(default_factory=StoreConfig)
     jenkins: JenkinsConfig | None = None
     dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from . import breaker
-from .model import Decision
+from .model import ALERT_DECISIONS
 from .rules import Rule
 from .store import SqlStore, StoreError
 
@@ -20,7 +20,7 @@ prometheus_client.disable_created_metrics()
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = tuple(Decision)
+OUTCOMES = ALERT_DECISIONS  # operators' rows (pause, resume, reset) are no decision on an alert
 RESULTS = ("SUCCESS", "FAILURE", "ABORTED", "UNSTABLE", "NOT_BUILT", "LOST", "ERROR")
 ENDPOINTS = ("build", "queue_item", "build_info", "job_builds", "queue", "crumb")
 
@@ -56,6 +56,18 @@ class ReceiverMetrics:
             buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600, 86400),
             registry=registry,
         )
+        self.escalations = Counter(
+            p + "escalations",
+            "Open incidents the automation gave up on (the breaker opened): a person was paged.",
+            ["rule", "target"],
+            registry=registry,
+        )
+        self.unmatched = Counter(
+            p + "unmatched_alerts",
+            "Alerts no rule matched (decision no_rule), by alert name.",
+            ["alertname"],
+            registry=registry,
+        )
         self.store_errors = Counter(
             p + "store_errors", "Webhooks answered 503 because the store failed.", registry=registry
         )
@@ -77,7 +89,7 @@ class StateCollector:
     stackmedic_receiver_breaker_open{rule="restart-app",target="petclinic"} 0.0
     stackmedic_receiver_paused{target="*"} 0.0
     stackmedic_receiver_queue_depth 0.0
-    stackmedic_receiver_last_action_timestamp_seconds{rule="restart-app",jenkins_job="stackmedic-restart",result="SUCCESS"} 1.7e9
+    stackmedic_receiver_last_action_timestamp_seconds{rule="restart-app",target="petclinic",jenkins_job="stackmedic-restart",result="SUCCESS"} 1.7e9
     """
 
     def __init__(self, store: SqlStore, clock: Callable[[], float]):
@@ -117,8 +129,8 @@ class StateCollector:
         stamp = GaugeMetricFamily(
             p + "last_action_timestamp_seconds",
             "When the last build of each result finished.",
-            labels=["rule", "jenkins_job", "result"],
+            labels=["rule", "target", "jenkins_job", "result"],
         )
         for row in last:
-            stamp.add_metric([row["rule"], row["job"], row["result"]], row["at"])
+            stamp.add_metric([row["rule"], row["target"] or "", row["job"], row["result"]], row["at"])
         yield stamp

@@ -27,6 +27,15 @@ class Decision(StrEnum):
     DRY_RUN = "dry_run"
     FAILED = "failed"
     RESOLVED = "resolved"
+    INEFFECTIVE = "ineffective"  # the incident's action finished and it still fires after settle
+    ESCALATED = "escalated"  # the breaker opened on an open incident: a person is paged
+    # an operator's writes, kept in the audit with their author
+    PAUSE = "pause"
+    RESUME = "resume"
+    RESET = "reset"
+
+
+ALERT_DECISIONS = tuple(d for d in Decision if d not in (Decision.PAUSE, Decision.RESUME, Decision.RESET))
 
 
 class ActionState(StrEnum):
@@ -104,6 +113,8 @@ class Action(_Row):
     ineffective: int | None = None  # 1 ineffective, 0 effective, None not judged yet
     trial: bool = False
     acted_at: float | None = None
+    author: str | None = None  # who did it, on an operator's row (pause, resume, reset)
+    description: str | None = None  # the build's description: the job's JSON result line
 
     def __post_init__(self) -> None:
         self.decision = Decision(self.decision)
@@ -129,6 +140,11 @@ class Incident(_Row):
     action_id: int | None = None
     resolved_at: float | None = None
     ends_ts: float | None = None
+    summary: str | None = None  # the alert's summary annotation, for the page
+    runbook_url: str | None = None
+    decided_at: float | None = None  # the newest decision on a firing notification of it
+    held_at: float | None = None  # the newest decision made while paused: no judging before it
+    escalated_at: float | None = None  # when a person was paged about it
 
 
 @dataclass
@@ -145,6 +161,7 @@ class Breaker(_Row):
     reset_at: float | None = None
     trial_action_id: int | None = None
     updated_at: float | None = None
+    cooldown_cleared_at: float | None = None  # a reset: actions before it start no cooldown
 
     def __post_init__(self) -> None:
         self.state = BreakerState(self.state)
@@ -158,3 +175,4 @@ class Pause(_Row):
     expires_at: float
     reason: str | None = None
     created_at: float | None = None
+    author: str | None = None

@@ -1,4 +1,9 @@
-"""Telling people the breaker opened: a log line at error level and an optional webhook."""
+"""Telling people what the automation did: a log line and an optional webhook (a rule's `notify_url`).
+
+Events: `breaker_open`; `escalated` (critical: an open incident the automation gives up on,
+with the target, the attempts and the last build); `performed` and `failed` (a build ended,
+with its result and, for a restore, what the job reported in the build's description).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from typing import Any
 
 import requests
 
-from .model import Breaker
+from . import job_result
+from .model import Action, Breaker
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,60 @@ class Notifier:
             "reason": row.reason,
             "opened_at": row.opened_at,
         }
+        self._send(url, event)
+
+    def escalated(self, escalation: Any, url: str | None) -> None:
+        """An open incident the automation gives up on: a person must act (logged by the intake)."""
+        if not url:
+            return
+        last = escalation.last
+        self._send(
+            url,
+            {
+                "event": "escalated",
+                "severity": "critical",
+                "rule": escalation.rule,
+                "target": escalation.target,
+                "alertname": escalation.alertname,
+                "incident_id": escalation.incident_id,
+                "attempts": escalation.attempts,
+                "reason": escalation.reason,
+                "last_build": _build(last) if last is not None else None,
+            },
+        )
+
+    def finished(self, action: Action, url: str | None) -> None:
+        """A build ended: `performed` when it succeeded, `failed` otherwise (or when none was made)."""
+        ok = action.result == "SUCCESS"
+        summary = job_result.summary(action.description)
+        log.log(
+            logging.INFO if ok else logging.WARNING,
+            "remediation %s rule=%s target=%s build=%s result=%s summary=%r",
+            "performed" if ok else "failed",
+            action.rule,
+            action.target,
+            action.build_number,
+            action.result,
+            summary or action.error or "",
+        )
+        if not url:
+            return
+        self._send(
+            url,
+            {
+                "event": "performed" if ok else "failed",
+                "severity": "info" if ok else "warning",
+                "rule": action.rule,
+                "target": action.target,
+                "action_id": action.id,
+                "build": _build(action),
+                "summary": summary,
+                "result": job_result.parse(action.description),
+                "error": action.error,
+            },
+        )
+
+    def _send(self, url: str, event: dict[str, Any]) -> None:
         thread = threading.Thread(target=self._post, args=(url, event), name="notify", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
@@ -47,11 +107,20 @@ class Notifier:
         try:
             resp = self.session.post(url, json=event, timeout=self.timeout)
             if resp.status_code >= 300:
-                log.error("breaker notification to %s answered HTTP %s", url, resp.status_code)
+                log.error("notification %s to %s answered HTTP %s", event["event"], url, resp.status_code)
         except requests.RequestException as exc:
-            log.error("breaker notification to %s failed: %s", url, exc)
+            log.error("notification %s to %s failed: %s", event["event"], url, exc)
 
     def join(self, timeout: float = 5.0) -> None:
         """Wait for notifications under way (tests, shutdown)."""
         for thread in list(self._threads):
             thread.join(timeout)
+
+
+def _build(action: Action) -> dict[str, Any]:
+    return {
+        "job": action.job,
+        "number": action.build_number,
+        "result": action.result,
+        "url": action.build_url,
+    }

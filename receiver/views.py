@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from . import breaker as breaker_mod
+from . import job_result
 from .model import Action, Breaker, Pause
 
 
@@ -35,6 +36,7 @@ def action(row: Action) -> dict[str, Any]:
         "job": row.job,
         "params": row.params,
         "incident_id": row.incident_id,
+        "author": row.author,
         "build": None,
     }
     if row.token:
@@ -50,6 +52,10 @@ def action(row: Action) -> dict[str, Any]:
             "error": row.error,
             "ineffective": None if row.ineffective is None else bool(row.ineffective),
             "trial": row.trial,
+            # what the job reported (the build's description): for a restore, the backup used,
+            # its age, the tables, what was replayed or lost, the rollback point
+            "summary": job_result.summary(row.description) or None,
+            "report": job_result.parse(row.description),
         }
     return out
 
@@ -76,6 +82,7 @@ def pause(row: Pause) -> dict[str, Any]:
         "expires_at": when(row.expires_at),
         "reason": row.reason,
         "created_at": when(row.created_at),
+        "author": row.author,
     }
 
 

@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, render_template, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import views
+from . import overview
 from .context import current
 from .store import StoreError
 
-bp = Blueprint("web", __name__)
+# the page's script and style are files (the Content-Security-Policy allows no inline script)
+bp = Blueprint("web", __name__, static_folder="static", static_url_path="/static")
 
 
 @bp.get("/")
 def index():
-    """Recent decisions, breakers and pauses."""
+    """Open incidents first, then breakers and history; `?refresh=N` seconds (default 10)."""
     s = current()
+    raw = request.args.get("refresh", "10")
+    refresh = int(raw) if raw.isdigit() and 1 <= int(raw) <= 3600 else 10
     try:
-        rows, breakers, pauses = s.store.atomic(
-            lambda tx: (tx.list_actions(50), tx.list_breakers(), tx.list_pauses(s.clock()))
-        )
+        page = s.store.atomic(lambda tx: overview.page(tx, s, s.clock(), refresh))
     except StoreError as exc:
         return Response(f"store unavailable: {exc}\n", 503, mimetype="text/plain")
-    return render_template(
-        "index.html",
-        status=views.status(s),
-        actions=[views.action(r) for r in rows],
-        breakers=[views.breaker(b) for b in breakers],
-        pauses=[views.pause(p) for p in pauses],
-    )
+    return render_template("index.html", page=page)
 
 
 @bp.get("/metrics")

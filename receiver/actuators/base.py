@@ -51,6 +51,7 @@ class Ref:
     url: str | None = None
     result: str | None = None  # SUCCESS, FAILURE, ABORTED, UNSTABLE, NOT_BUILT, LOST; None until finished
     note: str | None = None  # why it finished without a run (cancelled, gone), for the audit
+    description: str | None = None  # what the run reported (Jenkins: the build's description)
     merged: bool = False  # the actuator merged the request into an identical one already queued
 
 

@@ -70,6 +70,7 @@ class Build:
     number: int
     url: str
     result: str | None  # None while building
+    description: str | None = None  # our jobs set it to their JSON result line
 
 
 @dataclass(frozen=True)
@@ -200,10 +201,17 @@ class JenkinsClient:
         )
 
     def build(self, job: str, number: int) -> Build | None:
-        data = self._json("build_info", f"/job/{job}/{number}/api/json", {"tree": "number,url,result"})
+        tree = {"tree": "number,url,result,description"}
+        data = self._json("build_info", f"/job/{job}/{number}/api/json", tree)
         if data is None:
             return None
-        return Build(number=data["number"], url=data.get("url", ""), result=data.get("result"))
+        description = data.get("description")
+        return Build(
+            number=data["number"],
+            url=data.get("url", ""),
+            result=data.get("result"),
+            description=description if isinstance(description, str) else None,
+        )
 
     def _builds_with(self, job: str, param: str, token: str) -> Build | None:
         tree = f"builds[number,url,result,{PARAMS_TREE}]{{0,100}}"
@@ -265,4 +273,4 @@ class JenkinsClient:
 
 
 def _build_ref(build: Build) -> Ref:
-    return Ref(number=build.number, url=build.url, result=build.result)
+    return Ref(number=build.number, url=build.url, result=build.result, description=build.description)

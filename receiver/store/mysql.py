@@ -13,6 +13,7 @@ import pymysql
 import pymysql.constants
 
 from ..config import StoreConfig
+from . import columns
 from .connections import SqlStore
 
 TABLE = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
@@ -80,6 +81,7 @@ class MySQLStore(SqlStore):
         def create(tx: Any) -> None:
             for statement in DDL:
                 tx.execute(statement + TABLE)
+            columns.add_missing(tx, _columns)
 
         self.atomic(create)
 
@@ -95,3 +97,12 @@ class MySQLStore(SqlStore):
 
     def is_transient(self, exc: BaseException) -> bool:
         return bool(exc.args) and exc.args[0] in (DEADLOCK, LOCK_WAIT_TIMEOUT)
+
+
+def _columns(tx: Any, table: str) -> list[str]:
+    rows = tx.rows(
+        "SELECT column_name AS name FROM information_schema.columns"
+        " WHERE table_schema = DATABASE() AND table_name = ?",
+        (table,),
+    )
+    return [row["name"] for row in rows]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from typing import Any
 
+from . import columns
 from .connections import SqlStore
 
 DDL = """
@@ -62,6 +64,7 @@ class SQLiteStore(SqlStore):
     def create_schema(self) -> None:
         conn = self._conn()
         conn.executescript(DDL)
+        self.atomic(lambda tx: columns.add_missing(tx, _columns))
 
     def serialized(self) -> threading.Lock:
         # SQLite has one writer at a time and makes the others wait in a sleeping busy
@@ -80,3 +83,7 @@ class SQLiteStore(SqlStore):
 
     def is_transient(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def _columns(tx: Any, table: str) -> list[str]:
+    return [row["name"] for row in tx.rows(f"PRAGMA table_info({table})")]

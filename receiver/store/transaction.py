@@ -79,6 +79,51 @@ class Tx:
         sets = ",".join(f"{k}=?" for k in fields)
         self.execute(f"UPDATE incidents SET {sets} WHERE id=?", (*fields.values(), incident_id))  # noqa: S608
 
+    def incident_attempts(self, incident_id: int) -> int:
+        """Actions made (or tried) for the incident."""
+        return int(
+            self.scalar(
+                "SELECT COUNT(*) FROM actions WHERE incident_id=? AND acted_at IS NOT NULL", (incident_id,)
+            )
+        )
+
+    def open_incidents(self, fresh_after: float, limit: int = 200) -> list[Incident]:
+        """Incidents not resolved whose alert was still sent after `fresh_after`, newest first."""
+        rows = self.rows(
+            "SELECT * FROM incidents WHERE resolved_at IS NULL AND COALESCE(decided_at, opened_at) >= ?"
+            " ORDER BY starts_ts DESC, id DESC LIMIT ?",
+            (fresh_after, limit),
+        )
+        return [Incident.from_row(r) for r in rows]
+
+    def incident_actions(self, incident_ids: list[int]) -> list[Action]:
+        """The actions (builds, tried or made) of these incidents, oldest first."""
+        if not incident_ids:
+            return []
+        marks = ",".join("?" * len(incident_ids))
+        return self.actions(
+            f"SELECT * FROM actions WHERE incident_id IN ({marks}) AND acted_at IS NOT NULL ORDER BY id",  # noqa: S608
+            tuple(incident_ids),
+        )
+
+    def last_decisions(self) -> list[dict[str, Any]]:
+        """Per rule and target: when a firing notification was last decided on."""
+        return self.rows(
+            "SELECT rule, target, MAX(decided_at) AS at FROM incidents"
+            " WHERE decided_at IS NOT NULL GROUP BY rule, target"
+        )
+
+    def last_finished(self, rule: str, target: str) -> Action | None:
+        """The newest action of rule and target that reached its end (done or failed)."""
+        return _typed(
+            Action,
+            self.row(
+                "SELECT * FROM actions WHERE rule=? AND target=? AND acted_at IS NOT NULL"
+                " AND state IN (?, ?) ORDER BY acted_at DESC, id DESC LIMIT 1",
+                (rule, target, ActionState.DONE, ActionState.FAILED),
+            ),
+        )
+
     # actions (every decision is a row; triggered ones carry a token and a dispatch state)
 
     def insert_action(self, **fields: Any) -> int:
@@ -212,8 +257,8 @@ class Tx:
 
     def last_results(self) -> list[dict[str, Any]]:
         return self.rows(
-            "SELECT rule, job, result, MAX(finished_at) AS at FROM actions"
-            " WHERE result IS NOT NULL GROUP BY rule, job, result"
+            "SELECT rule, target, job, result, MAX(finished_at) AS at FROM actions"
+            " WHERE result IS NOT NULL GROUP BY rule, target, job, result"
         )
 
     def prune(self, before: float) -> int:
@@ -231,12 +276,20 @@ class Tx:
     # the API and the page
 
     def list_actions(
-        self, limit: int, before: int | None = None, filters: dict[str, str] | None = None
+        self,
+        limit: int,
+        before: int | None = None,
+        filters: dict[str, str] | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[Action]:
-        where, args = [], []
-        if before is not None:
-            where.append("id < ?")
-            args.append(before)
+        """Newest first; `filters` are column=value (names checked by the caller), times inclusive."""
+        where: list[str] = []
+        args: list[Any] = []
+        for clause, value in (("id < ?", before), ("created_at >= ?", since), ("created_at <= ?", until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
         for column, value in (filters or {}).items():
             where.append(f"{column}=?")
             args.append(value)
@@ -261,11 +314,13 @@ class Tx:
     def all_pauses(self) -> list[Pause]:
         return [Pause.from_row(r) for r in self.rows("SELECT * FROM pauses ORDER BY target")]
 
-    def set_pause(self, target: str, expires_at: float, reason: str, now: float) -> None:
+    def set_pause(
+        self, target: str, expires_at: float, reason: str, now: float, author: str | None = None
+    ) -> None:
         self.execute("DELETE FROM pauses WHERE target=?", (target,))
         self.execute(
-            "INSERT INTO pauses (target, expires_at, reason, created_at) VALUES (?,?,?,?)",
-            (target, expires_at, reason, now),
+            "INSERT INTO pauses (target, expires_at, reason, created_at, author) VALUES (?,?,?,?,?)",
+            (target, expires_at, reason, now, author),
         )
 
     def delete_pause(self, target: str) -> bool:

@@ -120,7 +120,9 @@ def test_resolved_triggers_nothing_and_records_the_time_to_recover(make_app, sta
     resp = post(app, notification(alert(status="resolved", starts_at="2026-01-01T10:00:00Z")))
     assert resp.json["decisions"] == {"resolved": 1}
     resolved = actions(app)[-1]
-    assert resolved["decision"] == "resolved" and resolved["reason"].startswith("recovered after 300s")
+    assert resolved["decision"] == "resolved" and resolved["reason"] == (
+        "healed by action #1 (stackmedic-restart #1): resolved 300s after it fired"
+    )
     assert len(standin.posts()) == 1
     metrics = app.test_client().get("/metrics").data.decode()
     assert 'stackmedic_receiver_remediation_duration_seconds_count{rule="restart-app"} 1.0' in metrics
@@ -171,12 +173,14 @@ def test_pause_everything_then_resume(make_app, standin):
     app = make_app(clock=clock)
     client = app.test_client()
     resp = client.post(
-        "/api/v1/pause", json={"target": "*", "duration": "1h", "reason": "maintenance"}, headers=AUTH
+        "/api/v1/pause",
+        json={"target": "*", "duration": "1h", "reason": "maintenance", "author": "ana"},
+        headers=AUTH,
     )
     assert resp.status_code == 200 and resp.json["target"] == "*"
     assert post(app, notification(alert())).json["decisions"] == {"paused": 1}
     assert 'stackmedic_receiver_paused{target="*"} 1.0' in client.get("/metrics").data.decode()
-    assert client.post("/api/v1/resume", json={"target": "*"}, headers=AUTH).json == {
+    assert client.post("/api/v1/resume", json={"target": "*", "author": "ana"}, headers=AUTH).json == {
         "target": "*",
         "resumed": True,
     }
@@ -191,7 +195,9 @@ def test_pause_of_one_target_expires(make_app, standin):
     app = make_app(clock=clock)
     client = app.test_client()
     assert (
-        client.post("/api/v1/pause", json={"target": "petclinic", "duration": 600}, headers=AUTH).status_code
+        client.post(
+            "/api/v1/pause", json={"target": "petclinic", "duration": 600, "author": "ana"}, headers=AUTH
+        ).status_code
         == 200
     )
     resp = post(app, notification(alert("petclinic"), alert("wordpress")))
@@ -215,6 +221,28 @@ def test_pause_needs_credentials_and_a_valid_duration(make_app):
     )
     resp = client.post("/api/v1/pause", json={"duration": "90d"}, headers=AUTH)
     assert resp.json["error"] == "duration: required: seconds, or a number with a unit (90s, 30m, 2h, 7d)"
+
+
+def test_operator_writes_need_an_author_and_are_audit_rows(make_app):
+    app = make_app()
+    client = app.test_client()
+    resp = client.post("/api/v1/pause", json={"duration": "1h", "reason": "upgrade"}, headers=AUTH)
+    assert (resp.status_code, resp.json["error"]) == (
+        400,
+        "author: required: who does this (a name or an e-mail address)",
+    )
+    resp = client.post("/api/v1/resume", json={"author": "x\ny"}, headers=AUTH)
+    assert (resp.status_code, resp.json["error"]) == (400, "author: expected a name of 1 to 128 characters")
+    assert (
+        client.post("/api/v1/breakers/restart-app:petclinic/reset", json={}, headers=AUTH).status_code == 400
+    )
+    body = {"duration": "1h", "reason": "upgrade", "author": "ana"}
+    assert client.post("/api/v1/pause", json=body, headers=AUTH).json["author"] == "ana"
+    assert client.post("/api/v1/resume", json={"author": "bo"}, headers=AUTH).status_code == 200
+    rows = [(a["decision"], a["target"], a["author"], a["reason"]) for a in actions(app)]
+    assert rows == [("pause", "*", "ana", "upgrade"), ("resume", "*", "bo", "")]
+    metrics = client.get("/metrics").data.decode()
+    assert 'stackmedic_receiver_decisions_total{outcome="pause"}' not in metrics
 
 
 def test_one_action_at_a_time_per_target(make_app, standin):
@@ -241,3 +269,34 @@ def test_one_action_at_a_time_per_target(make_app, standin):
     first, second = standin.builds()
     assert (first.job, second.job) == ("stackmedic-restart", "stackmedic-restore")
     assert second.started >= first.finished
+
+
+def test_actions_between_since_and_until_and_unknown_filters_are_refused(make_app):
+    clock = FakeClock()
+    app = make_app(clock=clock, dry_run=True)
+    client = app.test_client()
+    for n in range(3):
+        post(app, notification(alert(f"app{n}")))
+        clock.advance(60)
+    got = client.get(
+        "/api/v1/actions", query_string={"since": "2027-01-15T08:01:00Z", "until": 1_800_000_060}
+    )
+    assert [a["target"] for a in got.json["actions"]] == ["app1"]
+    got = client.get("/api/v1/actions", query_string={"since": "2027-01-15T08:01:00Z"})
+    assert [a["target"] for a in got.json["actions"]] == ["app2", "app1"]
+    resp = client.get("/api/v1/actions?decision=bogus")
+    assert (resp.status_code, resp.json["error"]) == (
+        400,
+        "decision: unknown value 'bogus': expected one of triggered, duplicate, no_rule, rejected_param,"
+        " breaker_open, cooldown, paused, dry_run, failed, resolved, ineffective, escalated, pause, resume, reset",
+    )
+    resp = client.get("/api/v1/actions?since=yesterday")
+    assert (resp.status_code, resp.json["error"]) == (
+        400,
+        "since: expected an RFC 3339 time (2026-12-01T08:00:00Z) or epoch seconds",
+    )
+    resp = client.get("/api/v1/actions?sinse=2026-01-01T00:00:00Z")
+    assert (resp.status_code, resp.json["error"]) == (
+        400,
+        "unknown parameter 'sinse': expected decision, rule, target, state, limit, before, since, until",
+    )

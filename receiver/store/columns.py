@@ -1,0 +1,36 @@
+"""Columns added after the first release, added to an existing database at start-up.
+
+Both back ends create their tables as first released and then add what is missing here, so
+a receiver upgraded in place keeps its audit, incidents and breakers. Each column may be
+NULL: rows written before it existed have no value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ADDED: tuple[tuple[str, str, str], ...] = (
+    # issue 11: incidents stay open and are worked on; operators' rows; build descriptions
+    ("incidents", "summary", "TEXT"),
+    ("incidents", "runbook_url", "TEXT"),
+    ("incidents", "decided_at", "DOUBLE"),
+    ("incidents", "held_at", "DOUBLE"),
+    ("incidents", "escalated_at", "DOUBLE"),
+    ("actions", "author", "VARCHAR(128)"),
+    ("actions", "description", "TEXT"),
+    ("breakers", "cooldown_cleared_at", "DOUBLE"),
+    ("pauses", "author", "VARCHAR(128)"),
+)
+
+
+def add_missing(tx: Any, existing: Any) -> list[str]:
+    """ALTER TABLE ... ADD COLUMN for each column of ADDED that `existing(tx, table)` lacks."""
+    added = []
+    have: dict[str, set[str]] = {}
+    for table, column, kind in ADDED:
+        if table not in have:
+            have[table] = {c.lower() for c in existing(tx, table)}
+        if column not in have[table]:
+            tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            added.append(f"{table}.{column}")
+    return added
