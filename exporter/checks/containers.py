@@ -105,21 +105,18 @@ class ContainersCheck(Check):
         services = [Service.from_config(s) for s in section["services"]]
         return [cls(services, section["docker_url"], section["timeout"])]
 
-    def _api(self, deadline: Deadline) -> Any:
-        """The engine's API client, each request bounded by what is left of `deadline`."""
+    def _api(self) -> Any:
         if self._client is None:
-            self._client = self._client_factory(self.docker_url, deadline.timeout(self.timeout))
-        api = self._client.api
-        # the SDK hands this to every request it makes (version negotiation, list, inspect)
-        api.timeout = deadline.timeout(self.timeout)
-        return api
+            self._client = self._client_factory(self.docker_url, self.timeout)
+        return self._client
 
     def run(self, out: Samples, deadline: Deadline) -> None:
         try:
-            listed = self._api(deadline).containers(all=True)
+            # each call, the version negotiation included, gets what is left of the deadline
+            listed = self._api().containers(deadline.timeout(self.timeout))
         except Exception as exc:  # noqa: BLE001 - the engine down is docker_up 0
             self._log_state(False, exc)
-            self._client = None  # negotiate again when it is back
+            self.close()  # negotiate again when it is back
             self.blank(out, "", 0.0)
             return
         self._log_state(True)
@@ -151,7 +148,7 @@ class ContainersCheck(Check):
                 # the collector has reported a timeout already: stop rather than go on
                 raise TimeoutError("scrape deadline passed while inspecting containers")
             try:
-                info = self._api(deadline).inspect_container(listed["Id"])
+                info = self._api().inspect(listed["Id"], deadline.timeout(self.timeout))
             except Exception as exc:  # noqa: BLE001 - gone between list and inspect
                 log.debug("container inspect failed id=%s error=%s", listed["Id"][:12], exc)
                 return None, "none", 0
@@ -186,5 +183,6 @@ class ContainersCheck(Check):
         self._was_up = up
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        client, self._client = self._client, None  # a later run connects again
+        if client is not None:
+            client.close()

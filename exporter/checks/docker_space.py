@@ -91,7 +91,7 @@ class DockerSpaceCheck(Check):
         try:
             client = self._client_factory(self.docker_url, self.df_timeout)
             try:
-                images, volumes = space_of(client.api.df())
+                images, volumes = space_of(client.df())
             finally:
                 client.close()
         except Exception as exc:  # noqa: BLE001 - keep the old values, say so once per refresh

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from stackmedic.exporter.checks.containers import CONTAINER_HEALTH, CONTAINER_STATES, ContainersCheck, Service
@@ -156,3 +158,25 @@ def test_space_of_engine_answer():
         700,
         0,
     )
+
+
+def test_a_scrape_imports_neither_the_docker_sdk_nor_requests_nor_prometheus_client(tmp_path):
+    """Memory: those three cost megabytes the exporter does not need (docs/benchmarks.md)."""
+    script = f"""
+import sys
+from stackmedic.exporter.checks import build_checks
+from stackmedic.exporter.collector import ScrapeRunner
+from stackmedic.exporter.config import parse
+from stackmedic.exporter.web import make_app
+
+config = parse({{"docker": {{"url": "unix://{tmp_path}/none.sock"}}, "containers": {{}}, "docker_space": {{}}}})
+runner = ScrapeRunner(build_checks(config))
+for check in runner.checks:
+    check.start()
+    check.refresh() if hasattr(check, "refresh") else None
+body = b"".join(make_app(runner)({{"PATH_INFO": "/metrics"}}, lambda *a: None))
+assert b"stackmedic_docker_up 0.0" in body, body
+print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"docker", "requests", "prometheus_client"}}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr

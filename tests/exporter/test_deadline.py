@@ -33,52 +33,43 @@ class FakeApi:
     def __init__(self, clock: Clock, containers: list[dict]):
         self.clock = clock
         self.listed = containers
-        self.timeout = None
         self.timeouts: list[float] = []
 
-    def containers(self, all: bool) -> list[dict]:  # noqa: A002 - the SDK's keyword
-        self.timeouts.append(self.timeout)
+    def containers(self, timeout: float) -> list[dict]:
+        self.timeouts.append(timeout)
         self.clock.now += 1.0  # the engine is slow: the deadline passes during the list
         return self.listed
 
-    def inspect_container(self, container_id: str) -> dict:
-        self.timeouts.append(self.timeout)
+    def inspect(self, container_id: str, timeout: float) -> dict:
+        self.timeouts.append(timeout)
         return {"State": {"Status": "running"}, "RestartCount": 0}
-
-
-class FakeClient:
-    def __init__(self, api: FakeApi):
-        self.api = api
 
     def close(self) -> None:
         pass
 
 
-def containers_check(api: FakeApi, made: list[float]) -> ContainersCheck:
-    def factory(url: str, timeout: float) -> FakeClient:
-        made.append(timeout)
-        return FakeClient(api)
-
+def containers_check(api: FakeApi) -> ContainersCheck:
     service = Service("petclinic", compose_service="petclinic")
-    return ContainersCheck([service], "unix:///nowhere", timeout=30, client_factory=factory)
+    return ContainersCheck([service], "unix:///nowhere", timeout=30, client_factory=lambda url, timeout: api)
+
+
+LISTED = [{"Id": "c1", "Status": "Up", "Labels": {"com.docker.compose.service": "petclinic"}}]
 
 
 def test_containers_check_bounds_engine_calls_by_the_deadline():
     clock = Clock()
-    listed = [{"Id": "c1", "Status": "Up", "Labels": {"com.docker.compose.service": "petclinic"}}]
-    api, made = FakeApi(clock, listed), []
-    check = containers_check(api, made)
-    # 0.5 s left of a 30 s check timeout: the client and its requests get 0.5 s, not 30
+    api = FakeApi(clock, LISTED)
+    check = containers_check(api)
+    # 0.5 s left of a 30 s check timeout: each engine call gets 0.5 s, not 30
     with pytest.raises(TimeoutError, match="scrape deadline passed while inspecting containers"):
         check.run(check.samples(), Deadline.after(0.5, clock))
-    assert made == [0.5] and api.timeouts == [0.5]
+    assert api.timeouts == [0.5]
 
 
 def test_containers_check_within_its_deadline_reports_the_service():
     clock = Clock()
-    listed = [{"Id": "c1", "Status": "Up", "Labels": {"com.docker.compose.service": "petclinic"}}]
-    api, made = FakeApi(clock, listed), []
-    check = containers_check(api, made)
+    api = FakeApi(clock, LISTED)
+    check = containers_check(api)
     out = check.samples()
     check.run(out, Deadline.after(5.0, clock))
     assert out.value("container_running", "petclinic") == 1
