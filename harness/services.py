@@ -137,8 +137,9 @@ class MariaDB:
 
     root_password = "test-root-pw"  # noqa: S105 - a throwaway test server
 
-    def __init__(self, base_dir: Path, port: int | None = None):
+    def __init__(self, base_dir: Path, port: int | None = None, binlog: bool = False):
         self.base_dir = Path(base_dir)
+        self.binlog = binlog  # binary logs in ROW format, for point-in-time recovery
         self.datadir = self.base_dir / "data"
         self.socket = str(self.base_dir / "mysqld.sock")
         self.host = "127.0.0.1"
@@ -176,6 +177,17 @@ class MariaDB:
                 "--innodb-log-file-size=48M",
                 "--max-connections=300",
                 f"--pid-file={self.base_dir / 'mysqld.pid'}",
+                *(
+                    [
+                        f"--log-bin={self.datadir / 'binlog'}",
+                        "--server-id=1",
+                        "--binlog-format=ROW",
+                        # else creating a trigger or routine needs SUPER once binary logs are on
+                        "--log-bin-trust-function-creators=1",
+                    ]
+                    if self.binlog
+                    else []
+                ),
             ],
             self.base_dir / "mariadbd.log",
         )

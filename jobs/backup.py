@@ -6,12 +6,13 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from . import db as dbc
 from . import manifest as mf
 from .catalog import Backup
 from .config import Database, JobsConfig
-from .dump import dump_to_file
+from .dump import binlog_position, dump_to_file
 from .errors import JobError
 from .fsutil import ensure_dir
 from .lock import DirLock
@@ -56,6 +57,34 @@ class _Counter(threading.Thread):
             self.snapshot_taken.set()
 
 
+def binlog_enabled(database: Database) -> bool:
+    """Whether the server writes binary logs (then the dump records its position for PITR)."""
+    conn = dbc.connect(database.connection, database.backup_user)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@GLOBAL.log_bin")
+            return bool(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def coordinates(database: Database, dump: Path) -> mf.BinlogPosition | None:
+    """{"file", "position", "gtid"} of the dump's snapshot, from its header and BINLOG_GTID_POS."""
+    found = binlog_position(dump)
+    if found is None:
+        log.warning("the dump records no binary log position file=%s", dump.name)
+        return None
+    file, position = found
+    conn = dbc.connect(database.connection, database.backup_user)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, position))
+            gtid = cur.fetchone()[0] or ""
+    finally:
+        conn.close()
+    return mf.BinlogPosition(file, position, gtid)
+
+
 def run_backup(
     config: JobsConfig, database: Database, now: Callable[[], datetime] = utcnow, lock_wait: float = 0.0
 ) -> Backup:
@@ -67,6 +96,7 @@ def run_backup(
         dest = directory / mf.backup_name(database.name, created)
         if dest.exists() or mf.manifest_path(dest).exists():
             raise JobError(f"{dest.name} exists already: one backup per second at most")
+        binlog_on = binlog_enabled(database)
         counter = _Counter(database)
         counter.start()
         counter.snapshot_taken.wait()
@@ -79,6 +109,7 @@ def run_backup(
                 dest,
                 level=database.compress_level,
                 timeout=database.dump_timeout,
+                binlog=binlog_on,
             )
         finally:
             counter.join()
@@ -92,6 +123,7 @@ def run_backup(
             size_bytes=result.size_bytes,
             sha256=result.sha256,
             tables=counter.counts,
+            binlog=coordinates(database, dest) if binlog_on else None,
         )
         mf.write(mf.manifest_path(dest), manifest)
     log.info("backup complete database=%s file=%s tables=%d", database.name, dest.name, len(counter.counts))

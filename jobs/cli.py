@@ -3,7 +3,8 @@
     stackmedic-job [--config.file F] [--log.level L] SUBCOMMAND ...
       backup  --database DB            dump, checksum, manifest
       verify  --database DB [--file NAME | --all]
-      restore --database DB [--dry-run]
+      restore --database DB [--tables T,.. | --whole] [--file NAME] [--until TIME] [--dry-run]
+      rollback --database DB [--point NAME]
       prune   (--database DB | --all-databases) [--dry-run]
       list    [--database DB] [--json]
       start | stop SERVICE
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_ENV = "STACKMEDIC_JOBS_CONFIG"
 DEFAULT_CONFIG = "/etc/stackmedic/jobs.yml"
-SUBCOMMANDS = ("backup", "verify", "restore", "prune", "list", "start", "stop", "restart")
+SUBCOMMANDS = ("backup", "verify", "restore", "rollback", "prune", "list", "start", "stop", "restart")
 
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -55,6 +56,27 @@ def _lock_wait(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="wait this long for another job's lock before refusing (default 0: refuse at once)",
     )
+
+
+def _table_list(value: str) -> list[str]:
+    from .config import TABLE_RE
+
+    tables = [t.strip() for t in value.split(",") if t.strip()]
+    bad = [t for t in tables if not TABLE_RE.fullmatch(t)]
+    if bad or not tables:
+        raise argparse.ArgumentTypeError(f"invalid table name {(bad or [value])[0]!r}")
+    return tables
+
+
+def _utc_time(value: str):
+    from datetime import UTC, datetime
+
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(f"invalid time {value!r}: give UTC as 2026-11-24T09:30:00Z")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,11 +103,30 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every complete backup")
     _lock_wait(p)
 
-    p = sub.add_parser("restore", parents=[common], help="restore the newest backup that verifies")
-    p.add_argument("--database", required=True)
-    p.add_argument(
-        "--dry-run", action="store_true", help="verify and say what would be restored; change nothing"
+    p = sub.add_parser(
+        "restore", parents=[common], help="rebuild what is broken from a backup (+ binary logs), swap it in"
     )
+    p.add_argument("--database", required=True)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--tables", type=_table_list, help="only these tables (default: required tables missing or empty)"
+    )
+    which.add_argument("--whole", action="store_true", help="the whole database")
+    p.add_argument("--file", help="this backup (or safety/NAME, a safety dump) instead of the newest")
+    p.add_argument(
+        "--until",
+        type=_utc_time,
+        metavar="TIME",
+        help="replay binary logs up to this UTC time (2026-11-24T09:30:00Z)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="say what would be restored from which backup; change nothing"
+    )
+    _lock_wait(p)
+
+    p = sub.add_parser("rollback", parents=[common], help="swap back the tables the last restore displaced")
+    p.add_argument("--database", required=True)
+    p.add_argument("--point", help="this rollback point (default: the newest)")
     _lock_wait(p)
 
     p = sub.add_parser("prune", parents=[common], help="apply the retention policy")
@@ -116,10 +157,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Emitter:
+    """Writes the job's JSON result line(s) on stdout and remembers whether it did."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        self.count += 1
+        sys.stdout.write(json.dumps(record, sort_keys=False) + "\n")
+        sys.stdout.flush()
+
+
 def emit(record: dict[str, Any]) -> None:
     """The job's one line on stdout."""
-    sys.stdout.write(json.dumps(record, sort_keys=False) + "\n")
-    sys.stdout.flush()
+    Emitter()(record)
+
+
+def failure_record(
+    command: str, args: argparse.Namespace, exc: BaseException, exit_code: int
+) -> dict[str, Any]:
+    """The result line of a job that failed before it could say more."""
+    refused = exit_code in (errors.SERVER_DOWN, errors.NO_VALID_BACKUP, errors.LOCKED, errors.USAGE)
+    record: dict[str, Any] = {"status": "refused" if refused else "failed", "command": command}
+    for key in ("database", "service"):
+        if getattr(args, key, None):
+            record[key] = getattr(args, key)
+    record["error"] = str(exc)
+    record["exit_code"] = exit_code
+    return record
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,12 +208,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return errors.USAGE
     from . import commands  # the commands pull in docker and pymysql only when needed
 
+    out = Emitter()
     try:
-        return commands.run(args, config, emit)
+        return commands.run(args, config, out)
     except JobError as exc:
         sys.stderr.write(f"stackmedic-job {args.command}: {exc}\n")
+        if not out.count:
+            out(failure_record(args.command, args, exc, exc.exit_code))
         return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - the edge: one line, one status
         log.exception("unexpected error command=%s", args.command)
         sys.stderr.write(f"stackmedic-job {args.command}: unexpected error: {exc}\n")
+        if not out.count:
+            out(failure_record(args.command, args, exc, errors.FAILED))
         return errors.FAILED

@@ -48,20 +48,36 @@ def cmd_verify(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
-    from .restore import RestoreReport, run_restore
+    from .restore import RestoreOptions, RestoreReport, run_restore
 
     database = config.database(args.database)
     report = RestoreReport(database=database.name, dry_run=args.dry_run)
+    options = RestoreOptions(args.tables, args.whole, args.file, args.until, args.dry_run, args.lock_wait)
+    return _report(emit, report, lambda: run_restore(config, database, report, options))
+
+
+def cmd_rollback(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
+    from .restore import RestoreReport
+    from .rollback import run_rollback
+
+    database = config.database(args.database)
+    report = RestoreReport(database=database.name)
+    report.command = "rollback"
+    return _report(emit, report, lambda: run_rollback(database, report, args.point, args.lock_wait))
+
+
+def _report(emit: Emit, report, work: Callable[[], object]) -> int:
+    """Run `work`; its report is the one line, on failure too (status, error, exit_code)."""
     try:
-        run_restore(config, database, report, lock_wait=args.lock_wait)
-    except JobError as exc:
-        refused = exc.exit_code in (errors.SERVER_DOWN, errors.NO_VALID_BACKUP, errors.LOCKED)
-        report.status = "refused" if refused else "failed"
-        report.reason = str(exc)
-        report.exit_code = exc.exit_code
-        emit(report.to_json())
+        work()
+    except Exception as exc:
+        code = exc.exit_code if isinstance(exc, JobError) else errors.FAILED
+        refused = code in (errors.SERVER_DOWN, errors.NO_VALID_BACKUP, errors.LOCKED, errors.USAGE)
+        report.status = "refused" if refused and not report.restored else "failed"
+        report.error = str(exc)
+        emit({**report.to_json(), "exit_code": code})
         raise
-    emit(report.to_json())
+    emit({**report.to_json(), "exit_code": errors.OK})
     return errors.OK
 
 
@@ -140,6 +156,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, JobsConfig, Emit], int]] = {
     "backup": cmd_backup,
     "verify": cmd_verify,
     "restore": cmd_restore,
+    "rollback": cmd_rollback,
     "prune": cmd_prune,
     "list": cmd_list,
     "start": cmd_service,

@@ -136,6 +136,11 @@ DATABASE = {
     vol.Optional("trust", default={}): TRUST,
     vol.Optional("compress_level", default=6): vol.All(int, vol.Range(min=1, max=9)),
     vol.Optional("dump_timeout", default=3600.0): duration,
+    # How long the tables a restore displaced are kept (a rollback point), then dropped.
+    vol.Optional("rollback_keep", default=7 * 86400.0): duration,
+    # Point-in-time recovery from the server's binary logs; the account that reads them.
+    vol.Optional("pitr", default=True): bool,
+    vol.Optional("binlog_user"): USER,
 }
 
 
@@ -233,6 +238,14 @@ class Database:
     binlog_user: User | None = None
     compress_level: int = 6
     dump_timeout: float = 3600.0
+    rollback_keep: float = 7 * 86400.0
+    pitr: bool = True
+    binlog_user: User | None = None
+
+    @property
+    def binlog_reader(self) -> User:
+        """The account that reads binary logs: `binlog_user`, else the restore user."""
+        return self.binlog_user or self.restore_user
 
     @property
     def directory(self) -> Path:
@@ -293,6 +306,9 @@ def build(data: dict) -> JobsConfig:
             trust=Trust(**db["trust"]),
             compress_level=db["compress_level"],
             dump_timeout=db["dump_timeout"],
+            rollback_keep=db["rollback_keep"],
+            pitr=db["pitr"],
+            binlog_user=User(**db["binlog_user"]) if "binlog_user" in db else None,
         )
     services = {svc_name: Service(name=svc_name, **svc) for svc_name, svc in data["services"].items()}
     return JobsConfig(

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import subprocess
 import tempfile
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,14 +44,23 @@ class DumpResult:
     sha256: str
 
 
-def dump_argv(dump_command: str, defaults_arg: str, database: str) -> list[str]:
-    """The dump's command line: no password on it, the database as the only positional argument.
+def dump_argv(
+    dump_command: str,
+    defaults_arg: str,
+    database: str,
+    tables: list[str] | None = None,
+    binlog: bool = False,
+) -> list[str]:
+    """The dump's command line: no password on it, the database (and `tables`) as positional arguments.
 
     Without `--databases` the dump has no CREATE DATABASE / USE, so it loads into any name
-    (the scratch database of verify, or the target of restore).
+    (the scratch database of verify, or the target of restore). With `binlog`, the dump's
+    header records the binary log position of its snapshot (`--master-data=2`, a comment):
+    MariaDB takes it from the snapshot itself, without FLUSH TABLES WITH READ LOCK.
     """
     # --defaults-extra-file must come first.
-    return [dump_command, defaults_arg, *DUMP_OPTIONS, database]
+    extra = ["--master-data=2"] if binlog else []
+    return [dump_command, defaults_arg, *DUMP_OPTIONS, *extra, database, *(tables or [])]
 
 
 def _stderr_text(handle) -> str:
@@ -66,8 +77,10 @@ def dump_to_file(
     dest: Path,
     level: int = 6,
     timeout: float = 3600.0,
+    tables: list[str] | None = None,
+    binlog: bool = False,
 ) -> DumpResult:
-    """Dump `database` gzip-compressed to `dest` (via `.tmp-<name>` and a rename)."""
+    """Dump `database` (only `tables`, when given) gzip-compressed to `dest` (via `.tmp-<name>` and a rename)."""
     tmp = tmp_path(dest)
     tmp.unlink(missing_ok=True)  # the leftover of a killed run; we hold the lock
     with (
@@ -77,7 +90,7 @@ def dump_to_file(
     ):
         try:
             dump = subprocess.Popen(
-                dump_argv(dump_command, defaults_arg, database),
+                dump_argv(dump_command, defaults_arg, database, tables, binlog),
                 stdout=subprocess.PIPE,
                 stderr=dump_err,
                 stdin=subprocess.DEVNULL,
@@ -139,3 +152,15 @@ def _write(stream, tmp: Path) -> DumpResult:
         tmp.unlink(missing_ok=True)
         raise DumpError(f"cannot write {tmp.name}: {exc.strerror}") from None
     return DumpResult(size, sha.hexdigest())
+
+
+_POSITION = re.compile(rb"^-- CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+);", re.M)
+
+
+def binlog_position(path: Path, head: int = 1 << 16) -> tuple[str, int] | None:
+    """(file, position) that `--master-data=2` wrote near the top of the dump at `path`, or None."""
+    decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    with open(path, "rb") as f:
+        text = decomp.decompress(f.read(head), head * 4)
+    m = _POSITION.search(text)
+    return (m.group(1).decode(), int(m.group(2))) if m else None

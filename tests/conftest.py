@@ -35,8 +35,8 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
-    """One real MariaDB for the whole run; tests create their own databases in it."""
-    server = MariaDB(tmp_path_factory.mktemp("mariadb")).start()
+    """One real MariaDB for the whole run (binary logs on); tests create their own databases in it."""
+    server = MariaDB(tmp_path_factory.mktemp("mariadb"), binlog=True).start()
     yield server
     server.stop()
 
@@ -46,8 +46,8 @@ def mariadb_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
     """Private MariaDB servers a test may stop or kill; all are stopped at the end."""
     started: list[MariaDB] = []
 
-    def make() -> MariaDB:
-        server = MariaDB(tmp_path_factory.mktemp("mariadb-private")).start()
+    def make(binlog: bool = False) -> MariaDB:
+        server = MariaDB(tmp_path_factory.mktemp("mariadb-private"), binlog=binlog).start()
         started.append(server)
         return server
 

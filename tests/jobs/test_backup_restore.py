@@ -41,6 +41,10 @@ def exporter_count(stack: JobStack) -> float:
     return samples.value("backups_complete", stack.db)  # stackmedic_backups_complete
 
 
+def expected_tables(snap: dict) -> list[str]:
+    return [name for name, kind in snap["objects"] if kind == "BASE TABLE"]
+
+
 def corrupt(path, how: str) -> None:
     data = bytearray(path.read_bytes())
     if how == "truncated":
@@ -75,10 +79,10 @@ def test_round_trip_backup_damage_restore_gives_identical_data(stack: JobStack):
     damaged = stack.snapshot()
     assert "visits" not in damaged and damaged["owners"][0] == 1500
 
-    restore = stack.run("restore", "--database", stack.db)
+    restore = stack.run("restore", "--database", stack.db, "--whole")
     assert restore.rc == errors.OK, restore.err
     report = one_json(restore)
-    assert report["status"] == "ok" and report["restored_from"] == dump.name and report["skipped"] == []
+    assert report["status"] == "ok" and report["restored_from"] == dump.name and "skipped" not in report
     assert stack.snapshot() == before
 
     # The damaged state was kept, and it is not a backup anyone would restore or count.
@@ -111,7 +115,7 @@ def test_corrupt_newest_backup_is_skipped_and_reported(stack: JobStack, how: str
     assert stack.snapshot() == expected
     recorded = mf.read(newer.manifest_path).verified
     assert (recorded.ok, recorded.reason) == (False, expected_reason)
-    assert f"skipping backup file={newer.name}" in result.err
+    assert "skipping backup" in result.err and f"file={newer.name}" in result.err
 
 
 def test_corruption_the_checksum_cannot_see_is_caught_by_the_load(stack: JobStack):
@@ -140,7 +144,7 @@ def test_a_backup_taken_after_tables_went_missing_is_never_restored(stack: JobSt
     assert result.rc == errors.OK, result.err
     report = one_json(result)
     assert report["restored_from"] == good.name
-    assert report["skipped"] == [{"file": damaged.name, "reason": "required table visits is missing"}]
+    assert report["skipped"] == [{"file": damaged.name, "reason": "lacks table visits"}]
     assert stack.snapshot() == expected
 
 
@@ -149,26 +153,26 @@ def test_all_backups_corrupt_refuses_and_touches_nothing(stack: JobStack):
     second = run_backup(stack.config, stack.database, now=lambda: T0 + timedelta(hours=2))
     corrupt(first.path, "flipped")
     corrupt(second.path, "truncated")
-    stack.execute("DELETE FROM visits WHERE id > 10")
+    stack.execute("DROP TABLE visits")
     before = stack.snapshot()
 
     result = stack.run("restore", "--database", stack.db)
     assert result.rc == errors.NO_VALID_BACKUP == 4
     report = one_json(result)
-    assert report["status"] == "refused" and report["restored_from"] is None and report["safety_dump"] is None
+    assert report["status"] == "refused" and "restored_from" not in report and "safety_dump" not in report
     assert [s["file"] for s in report["skipped"]] == [second.name, first.name]
-    assert (
-        result.err.strip().splitlines()[-1]
-        == f"stackmedic-job restore: none of the 2 backups of {stack.db} verifies"
-    )
+    message = f"none of the 2 backups of {stack.db} can be restored (visits)"
+    assert report["error"] == message and report["exit_code"] == 4
+    assert result.err.strip().splitlines()[-1] == f"stackmedic-job restore: {message}"
     assert stack.snapshot() == before
     assert not (stack.directory / SAFETY_DIR).exists()
 
 
 def test_no_backup_at_all_refuses(stack: JobStack):
-    result = stack.run("restore", "--database", stack.db)
+    result = stack.run("restore", "--database", stack.db, "--whole")
     assert result.rc == errors.NO_VALID_BACKUP
     assert f"no complete backup of {stack.db}" in result.err
+    assert one_json(result)["status"] == "refused"
 
 
 def test_dry_run_says_what_it_would_restore_and_changes_nothing(stack: JobStack):
@@ -179,11 +183,8 @@ def test_dry_run_says_what_it_would_restore_and_changes_nothing(stack: JobStack)
     result = stack.run("restore", "--database", stack.db, "--dry-run")
     assert result.rc == errors.OK
     report = one_json(result)
-    assert (
-        report["status"] == "dry-run"
-        and report["restored_from"] == backup.name
-        and report["safety_dump"] is None
-    )
+    assert report["status"] == "dry-run" and report["would_restore_from"] == backup.name
+    assert "restored_from" not in report and "safety_dump" not in report and report["tables"] == ["visits"]
     assert stack.snapshot() == before
     assert backup.manifest_path.read_bytes() == manifest_before
 
@@ -217,6 +218,7 @@ def test_a_second_restore_is_refused_while_the_lock_is_held(stack: JobStack):
 
 def test_a_second_restore_waits_for_the_first_when_asked_to(stack: JobStack, tmp_path):
     backup = run_backup(stack.config, stack.database, now=lambda: T0)
+    stack.execute("DROP TABLE visits")
     log = tmp_path / "waiter.log"
     holder = DirLock(stack.directory, "restore").__enter__()
     proc = stack.spawn("restore", "--database", stack.db, "--lock.wait", "60", stderr=log)
@@ -266,7 +268,7 @@ def test_backup_killed_midway_leaves_nothing_taken_for_a_backup(stack: JobStack,
     listed = stack.run("list", "--database", stack.db)
     assert listed.rc == errors.OK and listed.out == ""
     assert stack.run("verify", "--database", stack.db).rc == errors.NO_VALID_BACKUP
-    assert stack.run("restore", "--database", stack.db, "--dry-run").rc == errors.NO_VALID_BACKUP
+    assert stack.run("restore", "--database", stack.db, "--dry-run", "--whole").rc == errors.NO_VALID_BACKUP
 
     # The lock died with its holder; prune clears the remains, the next backup works.
     pruned = stack.run("prune", "--database", stack.db)
@@ -320,6 +322,6 @@ def test_restore_of_a_database_that_is_gone_entirely(stack: JobStack):
     result = stack.run("restore", "--database", stack.db)
     assert result.rc == errors.OK, result.err
     report = one_json(result)
-    assert report["restored_from"] == backup.name and report["safety_dump"] is None
-    assert "no safety dump: database absent" in result.err
+    assert report["restored_from"] == backup.name and "safety_dump" not in report
+    assert report["tables"] == sorted(expected_tables(expected))
     assert stack.snapshot() == expected
