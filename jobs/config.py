@@ -138,9 +138,8 @@ DATABASE = {
     vol.Optional("dump_timeout", default=3600.0): duration,
     # How long the tables a restore displaced are kept (a rollback point), then dropped.
     vol.Optional("rollback_keep", default=7 * 86400.0): duration,
-    # Point-in-time recovery from the server's binary logs; the account that reads them.
+    # Point-in-time recovery from the server's binary logs (binlog_user reads them).
     vol.Optional("pitr", default=True): bool,
-    vol.Optional("binlog_user"): USER,
 }
 
 
@@ -240,7 +239,6 @@ class Database:
     dump_timeout: float = 3600.0
     rollback_keep: float = 7 * 86400.0
     pitr: bool = True
-    binlog_user: User | None = None
 
     @property
     def binlog_reader(self) -> User:
@@ -308,7 +306,6 @@ def build(data: dict) -> JobsConfig:
             dump_timeout=db["dump_timeout"],
             rollback_keep=db["rollback_keep"],
             pitr=db["pitr"],
-            binlog_user=User(**db["binlog_user"]) if "binlog_user" in db else None,
         )
     services = {svc_name: Service(name=svc_name, **svc) for svc_name, svc in data["services"].items()}
     return JobsConfig(

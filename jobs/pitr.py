@@ -87,6 +87,18 @@ def end_of_log(database: Database) -> tuple[str, int] | None:
         conn.close()
 
 
+def may_replay(database: Database) -> bool:
+    """Whether the restore account may run the BINLOG statements mariadb-binlog prints for row events."""
+    conn = dbc.connect(database.connection, database.restore_user)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW GRANTS")
+            grants = " ".join(row[0] for row in cur.fetchall()).upper()
+    finally:
+        conn.close()
+    return "BINLOG REPLAY" in grants or "ALL PRIVILEGES ON *.*" in grants or "SUPER" in grants
+
+
 def recover(
     config: JobsConfig,
     database: Database,
@@ -102,9 +114,20 @@ def recover(
         return lost(backup, "point-in-time recovery is off (pitr: false)")
     if not coords:
         return lost(backup, "the backup records no binary log position")
-    logs = binary_logs(database)
+    try:
+        logs = binary_logs(database)
+    except LoadError as exc:
+        return lost(backup, str(exc))
     if logs is None:
         return lost(backup, "the server keeps no binary logs")
+    if not may_replay(database):
+        return lost(
+            backup,
+            f"{database.restore_user.user} may not replay row events: BINLOG REPLAY is not granted"
+            " (it is root-equivalent, docs/jobs.md)",
+        )
+    if end is None:
+        return lost(backup, "the binary log position at the start of the restore is unknown")
     if coords.file not in logs:
         return lost(backup, f"binary log {coords.file} of the backup is gone (purged): a gap")
     filt = BinlogFilter(database.name, scratch, set(tables) if tables else None, coords.file, until, end)

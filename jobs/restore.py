@@ -31,11 +31,11 @@ from . import swap as sw
 from .catalog import SAFETY_DIR, Backup, complete_backups
 from .config import Database, JobsConfig
 from .errors import JobError, LoadError, NoValidBackup, UsageError
+from .known_good import restore_candidates
 from .load import load_file
 from .lock import DirLock
 from .progress import Progress
 from .safety import safety_dump
-from .known_good import restore_candidates
 from .verify import FAILED, VerifyResult, check_file, record
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,11 @@ def _from_backup(config, database, report, options, cur, backup, scope, now) -> 
 def _end_of_log(database: Database) -> tuple[str, int] | None:
     from . import pitr
 
-    return pitr.end_of_log(database) if database.pitr else None
+    try:
+        return pitr.end_of_log(database) if database.pitr else None
+    except LoadError as exc:
+        log.warning("no binary log position: %s", exc)
+        return None
 
 
 def config_safety(database: Database) -> bool:
