@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from .metrics import MetricSpec, Samples
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# most samples are flags and counts
+_COMMON = {float(i): repr(float(i)) for i in range(16)}
 
 
 def _escape_label_value(value: str) -> str:
@@ -27,6 +29,8 @@ def _escape_label_value(value: str) -> str:
 def format_value(value: float) -> str:
     """A sample value as Prometheus reads it: `1.0`, `+Inf`, `NaN`."""
     value = float(value)
+    if value in _COMMON:
+        return _COMMON[value]
     if math.isfinite(value):
         return repr(value)
     if value != value:
@@ -34,10 +38,15 @@ def format_value(value: float) -> str:
     return "+Inf" if value > 0 else "-Inf"
 
 
-class _Layout:
-    """What is fixed about one family: its header, and how its labels are written."""
+# label sets seen, per family, beyond which the cache of series prefixes starts again (the
+# discovered listeners are the only series that come and go)
+MAX_CACHED_SERIES = 4096
 
-    __slots__ = ("header", "name", "order", "keys")
+
+class _Layout:
+    """What is fixed about one family: its header, and each series' `name{labels} ` prefix."""
+
+    __slots__ = ("header", "name", "order", "keys", "prefixes")
 
     def __init__(self, spec: MetricSpec):
         self.name = spec.full_name
@@ -46,14 +55,24 @@ class _Layout:
         # label names sorted, as generate_latest writes them; values come in declared order
         self.order = sorted(range(len(spec.labels)), key=lambda i: spec.labels[i])
         self.keys = [f'{spec.labels[i]}="' for i in self.order]
+        self.prefixes: dict[tuple[str, ...], str] = {}
 
-    def line(self, labels: tuple[str, ...], value: float) -> str:
-        if not labels:
-            return f"{self.name} {format_value(value)}\n"
-        pairs = ",".join(
-            key + _escape_label_value(labels[i]) + '"' for key, i in zip(self.keys, self.order, strict=True)
-        )
-        return f"{self.name}{{{pairs}}} {format_value(value)}\n"
+    def prefix(self, labels: tuple[str, ...]) -> str:
+        """`name{a="x",b="y"} `, made once per label set: the same series come every scrape."""
+        found = self.prefixes.get(labels)
+        if found is None:
+            if not labels:
+                found = f"{self.name} "
+            else:
+                pairs = ",".join(
+                    key + _escape_label_value(labels[i]) + '"'
+                    for key, i in zip(self.keys, self.order, strict=True)
+                )
+                found = f"{self.name}{{{pairs}}} "
+            if len(self.prefixes) >= MAX_CACHED_SERIES:
+                self.prefixes = {}
+            self.prefixes[labels] = found
+        return found
 
 
 class TextEncoder:
@@ -79,6 +98,6 @@ class TextEncoder:
                 continue
             layout = self._layouts[spec]
             out.append(layout.header)
-            line = layout.line
-            out.extend(line(labels, value) for labels, value in rows)
+            prefix = layout.prefix
+            out.extend(f"{prefix(labels)}{format_value(value)}\n" for labels, value in rows)
         return "".join(out).encode()
