@@ -17,6 +17,7 @@ import psutil
 
 from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
+from . import host_stats
 from .base import Check
 
 CPU_SECONDS = MetricSpec(
@@ -45,9 +46,6 @@ FILESYSTEM_AVAIL = MetricSpec(
 )
 HOST_METRICS = (MEMORY_TOTAL, MEMORY_AVAILABLE, SWAP_TOTAL, SWAP_USED, LOAD1, LOAD5, LOAD15)
 
-# guest time is already inside user and nice in /proc/stat: not a mode of its own
-_NOT_MODES = ("guest", "guest_nice")
-
 
 class HostCpu:
     """The host's CPU seconds per mode, summed over all CPUs, that never go backwards.
@@ -58,18 +56,13 @@ class HostCpu:
     highest value so that `rate()` never sees a reset.
     """
 
-    def __init__(self, cpu_times: Callable[[], Any] = psutil.cpu_times):
-        self._cpu_times = cpu_times
+    def __init__(self, cpu_seconds: Callable[[], dict[str, float]] = host_stats.cpu_seconds):
+        self._cpu_seconds = cpu_seconds
         self._last: dict[str, float] = {}
 
     def read(self) -> dict[str, float]:
-        times = self._cpu_times()
         last = self._last
-        now = {
-            mode: max(value, last.get(mode, 0.0))
-            for mode, value in zip(times._fields, times, strict=True)
-            if mode not in _NOT_MODES
-        }
+        now = {mode: max(value, last.get(mode, 0.0)) for mode, value in self._cpu_seconds().items()}
         self._last = now
         return now
 
@@ -103,12 +96,11 @@ class SystemCheck(Check):
     def run(self, out: Samples, deadline: Deadline) -> None:
         for mode, seconds in self.cpu.read().items():
             out.add(CPU_SECONDS, seconds, mode)
-        mem = psutil.virtual_memory()
+        mem = host_stats.memory()
         out.add(MEMORY_TOTAL, mem.total)
         out.add(MEMORY_AVAILABLE, mem.available)
-        swap = psutil.swap_memory()
-        out.add(SWAP_TOTAL, swap.total)
-        out.add(SWAP_USED, swap.used)
+        out.add(SWAP_TOTAL, mem.swap_total)
+        out.add(SWAP_USED, mem.swap_used)
         for spec, value in zip((LOAD1, LOAD5, LOAD15), os.getloadavg(), strict=True):
             out.add(spec, value)
         for mountpoint in self.filesystems:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections import namedtuple
 
 import pytest
+from stackmedic.exporter.checks import host_stats
 from stackmedic.exporter.checks.system import HostCpu, SystemCheck
 from stackmedic.exporter.deadline import Deadline
 
 from tests.exporter.helpers import scrape
-
-Times = namedtuple("Times", "user nice system idle iowait irq softirq steal guest guest_nice")
 
 
 class FakeCpu:
@@ -23,8 +21,9 @@ class FakeCpu:
         self.idle = 0.0
         self.iowait = 0.0
 
-    def times(self) -> Times:
-        return Times(self.busy, 0, 0, self.idle, self.iowait, 0, 0, 0, 0, 0)
+    def times(self) -> dict[str, float]:
+        modes = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+        return dict(zip(modes, (self.busy, 0, 0, self.idle, self.iowait, 0, 0, 0), strict=True))
 
     def advance(self, seconds: float, busy_share: float, cpus: int = 2) -> None:
         self.busy += seconds * cpus * busy_share
@@ -118,3 +117,19 @@ def test_a_bind_mount_reads_the_filesystem_under_it(tmp_path):
         subprocess.run(["umount", str(target)], check=True)
     st = os.statvfs(tmp_path)
     assert out.value("filesystem_size_bytes", str(target)) == st.f_blocks * st.f_frsize > 0
+
+
+def test_proc_readers_agree_with_psutil():
+    """/proc/stat and /proc/meminfo read directly say what psutil says."""
+    fast, slow = host_stats.proc_cpu_seconds(), host_stats.psutil_cpu_seconds()
+    assert (
+        sorted(fast)
+        == sorted(slow)
+        == sorted(("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"))
+    )
+    for mode, seconds in fast.items():
+        assert abs(seconds - slow[mode]) < 5, mode  # both read a moving counter
+    fast_mem, slow_mem = host_stats.proc_memory(), host_stats.psutil_memory()
+    assert fast_mem.total == slow_mem.total and fast_mem.swap_total == slow_mem.swap_total
+    assert abs(fast_mem.available - slow_mem.available) < 256 * 2**20
+    assert abs(fast_mem.swap_used - slow_mem.swap_used) < 256 * 2**20
