@@ -15,16 +15,25 @@ from harness.services import Alertmanager
 
 
 class Hook:
-    """A webhook receiver on 127.0.0.1: records every post with its arrival time."""
+    """A webhook receiver on 127.0.0.1: records every post with its arrival time.
 
-    def __init__(self) -> None:
+    Paths in `not_found` answer 404 (a webhook URL with a wrong path) and record nothing.
+    """
+
+    def __init__(self, not_found: tuple[str, ...] = ()) -> None:
         self.posts: list[dict[str, Any]] = []
+        self.refused = 0
         self.lock = threading.Lock()
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path in not_found:
+                    with hook.lock:
+                        hook.refused += 1
+                    self.send_error(404)
+                    return
                 with hook.lock:
                     hook.posts.append(
                         {
