@@ -90,7 +90,7 @@ def test_database_down_holds_back_its_process_port_and_container(start, hook: Ho
     wait_for(lambda: state_of(am, "StackDatabaseDown"), 10, "StackDatabaseDown in Alertmanager")
     post_alerts(
         am,
-        alert("StackProcessNotRunning", group="mysqld"),
+        alert("StackProcessNotRunning", group="mysql"),
         alert("StackPortClosed", name="mysql", port="3316", compose_service="mysql"),
         alert("StackContainerDown", compose_service="mysql"),
         # Not the database's: still paged.
@@ -99,7 +99,7 @@ def test_database_down_holds_back_its_process_port_and_container(start, hook: Ho
     )
     wait_for(
         lambda: (
-            inhibited(am, "StackProcessNotRunning", group="mysqld")
+            inhibited(am, "StackProcessNotRunning", group="mysql")
             and inhibited(am, "StackPortClosed", name="mysql")
             and inhibited(am, "StackContainerDown", compose_service="mysql")
         ),
