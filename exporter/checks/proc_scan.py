@@ -70,27 +70,67 @@ class ProcInfo:
 Usage = tuple[ProcInfo, int, float]
 
 
+# stat files kept open between scans, at most (the rest are opened and closed each time)
+MAX_OPEN_STATS = 2048
+
+
 class ProcScanner:
-    """Scans processes; cmdline and exe are read only when asked for, once per process."""
+    """Scans processes; cmdline and exe are read only when asked for, once per process.
+
+    Each process's stat file stays open between scans and is read again with pread: one
+    system call per process instead of three (each one a hand-over of the GIL while the
+    other checks run). An open stat file belongs to its process, not to the pid: once the
+    process is gone it reads ESRCH, so a reused pid is never mistaken for the old process.
+    """
 
     def __init__(self, need_cmdline: bool, need_exe: bool, proc: str = "/proc"):
         self.need_cmdline = need_cmdline
         self.need_exe = need_exe
         self.proc = proc
         self._cache: dict[tuple, ProcInfo] = {}
+        self._stats: dict[str, int] = {}  # pid -> open stat file
         self._use_proc = os.path.exists(f"{proc}/self/stat")
+
+    def _stat(self, pid: str) -> bytes | None:
+        """The process's stat line now, or None when it is gone."""
+        fd = self._stats.get(pid)
+        if fd is not None:
+            try:
+                return os.pread(fd, 4096, 0)
+            except OSError:
+                os.close(self._stats.pop(pid))  # exited; the pid may be a new process's now
+        try:
+            fd = os.open(f"{self.proc}/{pid}/stat", os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            data = os.pread(fd, 4096, 0)
+        except OSError:
+            os.close(fd)
+            return None
+        if len(self._stats) < MAX_OPEN_STATS:
+            self._stats[pid] = fd
+        else:
+            os.close(fd)
+        return data
+
+    def close(self) -> None:
+        """Close the stat files kept open."""
+        stats, self._stats = self._stats, {}
+        for fd in stats.values():
+            os.close(fd)
 
     def scan(self) -> Iterator[Usage]:
         if not self._use_proc:
             yield from self._psutil_scan()
             return
         live = set()
-        for entry in os.listdir(self.proc):
-            if not entry.isdigit():
-                continue
-            try:
-                data = _read(f"{self.proc}/{entry}/stat")
-            except OSError:
+        listed = [entry for entry in os.listdir(self.proc) if entry.isdigit()]
+        for gone in self._stats.keys() - set(listed):
+            os.close(self._stats.pop(gone))
+        for entry in listed:
+            data = self._stat(entry)
+            if not data:
                 continue  # gone
             rpar = data.rindex(b")")
             # the fields up to rss (22nd after the name); the other thirty are not needed

@@ -99,6 +99,9 @@ class ProcessesCheck(Check):
             out.add(RESIDENT_MEMORY, rss_sums[i], g.group)
             out.add(CPU_SECONDS, self.cpu.update(g.group, seen[i]), g.group)
 
+    def close(self) -> None:
+        self.scanner.close()
+
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
         for g in self.groups:
             out.add(INSTANCES, 0, g.group)

@@ -84,6 +84,20 @@ def test_scanner_agrees_with_psutil(sleepers):
         assert rss > 0
 
 
+def test_stat_files_kept_open_follow_the_processes(sleepers):
+    scanner = ProcScanner(need_cmdline=False, need_exe=False)
+    first, second = sleepers_procs[sleepers]
+    assert {first.pid, second.pid} <= {p.pid for p, _, _ in scanner.scan()}
+    assert {str(first.pid), str(second.pid)} <= scanner._stats.keys()
+    first.kill()
+    first.wait(10)
+    seen = {p.pid for p, _, _ in scanner.scan()}
+    assert first.pid not in seen and second.pid in seen
+    assert str(first.pid) not in scanner._stats  # its file is closed, not leaked
+    scanner.close()
+    assert scanner._stats == {}
+
+
 def test_long_names_are_completed_from_the_command_line(tmp_path):
     """The kernel cuts names at 15 characters; the full one comes from the command line."""
     long_name = tmp_path / "sleep-with-a-very-long-name"
@@ -105,6 +119,9 @@ class FlakyScanner:
 
     def __init__(self):
         self.fail = False
+
+    def close(self):
+        pass
 
     def scan(self):
         if self.fail:
