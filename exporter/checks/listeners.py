@@ -16,7 +16,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import psutil
@@ -125,19 +125,23 @@ class ListenerTable:
         self._lock = threading.Lock()
         self._use_netlink = hasattr(socket, "AF_NETLINK")
 
-    def listeners(self) -> list[Listener]:
+    def listeners(self, ports: Collection[int] | None = None) -> list[Listener]:
+        """Every listener, or those on `ports`: only their owners are looked up, so that
+        servers coming and going on other ports cost no walk through every fd table."""
         if self._use_netlink:
             try:
-                return self._from_netlink()
+                return self._from_netlink(ports)
             except OSError as exc:
                 log.info("sock_diag unavailable, using psutil error=%s", exc)
                 self._use_netlink = False
-        return self._from_psutil()
+        return self._from_psutil(ports)
 
-    def _from_netlink(self) -> list[Listener]:
+    def _from_netlink(self, ports: Collection[int] | None) -> list[Listener]:
         sockets = self._dump(socket.AF_INET)
         if socket.has_ipv6:
             sockets += self._dump(socket.AF_INET6)
+        if ports is not None:
+            sockets = [s for s in sockets if s[1] in ports]
         with self._lock:
             live = {inode for _, _, inode in sockets}
             self._owners = {i: p for i, p in self._owners.items() if i in live}
@@ -148,10 +152,12 @@ class ListenerTable:
                 self._owners.update({i: found.get(i, UNKNOWN) for i in new})
             return [Listener(ip, port, self._owners.get(inode, UNKNOWN)) for ip, port, inode in sockets]
 
-    def _from_psutil(self) -> list[Listener]:
+    def _from_psutil(self, ports: Collection[int] | None) -> list[Listener]:
         out = []
         for c in psutil.net_connections(kind="tcp"):
             if c.status != psutil.CONN_LISTEN or not c.laddr:
+                continue
+            if ports is not None and c.laddr.port not in ports:
                 continue
             program = UNKNOWN
             if c.pid:

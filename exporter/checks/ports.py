@@ -138,7 +138,7 @@ class PortsCheck(Check):
         return str(ip) in self._local
 
     def run(self, out: Samples, deadline: Deadline) -> None:
-        listeners = self.table.listeners()
+        listeners = self.table.listeners(None if self.discover else {t.port for t in self.targets})
         is_open = connect_all([(t.host, t.port) for t in self.targets], deadline)
         for target, opened in zip(self.targets, is_open, strict=True):
             program = self._program(target, listeners, opened)

@@ -94,6 +94,16 @@ def test_listener_owner_is_looked_up_once_per_socket(tcp_listener):
     assert {x.program for x in table.listeners() if x.port == port} == {"cached"}
 
 
+def test_only_the_ports_asked_for_have_their_owner_looked_up(tcp_listener, running_exporter):
+    port = tcp_listener.getsockname()[1]
+    table = ListenerTable()
+    assert {(x.port, x.program) for x in table.listeners({port})} == {(port, ME)}
+    # the exporter's listener was not in the question: its owner is not known yet
+    assert set(table._owners.values()) == {ME}
+    everything = {x.port: x.program for x in table.listeners()}
+    assert everything[running_exporter] == "stackmedic-exporter" and everything[port] == ME
+
+
 @pytest.fixture
 def running_exporter(tmp_path):
     """The real stackmedic-exporter (a script: the kernel names it `stackmedic-expo`)."""
