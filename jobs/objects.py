@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import db as dbc
+from .definer import rewrite
 
 KINDS = ("trigger", "view", "procedure", "function", "event")
 
@@ -97,6 +98,8 @@ def exists(cursor, schema: str, obj: DbObject) -> bool:
 def create(cursor, schema: str, obj: DbObject) -> None:
     """Create the object in `schema` (the cursor's connection switches to it), with its sql_mode."""
     cursor.execute(f"USE {dbc.quote_ident(schema)}")
+    # As the restore account, like every load (jobs/definer.py): another DEFINER needs SET USER.
+    obj = DbObject(obj.kind, obj.name, rewrite(obj.definition.encode()).decode(), obj.sql_mode, obj.table)
     cursor.execute("SET @stackmedic_mode = @@SESSION.sql_mode")
     if obj.sql_mode or obj.kind != "view":
         cursor.execute("SET SESSION sql_mode = %s", (obj.sql_mode,))

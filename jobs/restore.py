@@ -262,7 +262,7 @@ def _from_backup(config, database, report, options, cur, backup, scope, now) -> 
         )
         progress.finish()
         _replay(config, database, report, options, backup, load, incoming if scope else None, end)
-        problem = check_load(cur, database, load, incoming)
+        problem = check_load(cur, database, load, incoming, rows_required=not options.file)
         if problem:
             raise LoadError(problem)
         if not exists:
@@ -304,13 +304,13 @@ def _replay(config, database, report, options, backup, load, tables, end) -> Non
     report.lost_window = result.lost_window
 
 
-def check_load(cursor, database: Database, load: str, incoming: list[str]) -> str:
-    """'' when every incoming table is in the load, required ones with rows."""
+def check_load(cursor, database: Database, load: str, incoming: list[str], rows_required: bool = True) -> str:
+    """'' when every incoming table is in the load, required ones with rows (unless a person chose the file)."""
     present = set(dbc.base_tables(cursor, load))
     missing = [t for t in incoming if t not in present]
     if missing:
         return f"tables missing after the load: {', '.join(missing)}"
-    for table in database.required_tables:
+    for table in database.required_tables if rows_required else ():
         if table in incoming:
             cursor.execute(f"SELECT EXISTS(SELECT 1 FROM {sw.q(load, table)})")  # noqa: S608
             if not cursor.fetchone()[0]:

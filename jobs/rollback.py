@@ -17,6 +17,7 @@ from . import schemas
 from . import swap as sw
 from .config import Database
 from .errors import NoValidBackup
+from .fsutil import ensure_dir
 from .lock import DirLock
 from .restore import RestoreReport, tidy
 
@@ -32,7 +33,7 @@ def run_rollback(
 ) -> RestoreReport:
     """Swap the newest (or the named) rollback point of `database` back in."""
     dbc.check_server(database.connection, database.restore_user)
-    with DirLock(database.directory, "rollback", wait=lock_wait):
+    with DirLock(ensure_dir(database.directory), "rollback", wait=lock_wait):
         conn = dbc.connect(database.connection, database.restore_user)
         try:
             with conn.cursor() as cur:
