@@ -61,6 +61,17 @@ def test_the_stack_listens_on_its_documented_ports(resolved_compose: ResolvedCom
         assert "ports" not in s[name], name
 
 
+def test_mariadb_keeps_row_binary_logs_for_two_backup_intervals(resolved_compose: ResolvedCompose):
+    from deploy.jenkins.generate import load as load_jobs
+
+    args = dict(a.removeprefix("--").split("=", 1) for a in resolved_compose.services["mysql"]["command"])
+    assert args["binlog-format"] == "ROW" and args["log-bin"] and args["server-id"] == "1"
+    # the sparsest backup schedule is daily (WordPress): keep its logs for two intervals at least
+    backups = [j for name, j in load_jobs().jobs.items() if name.startswith("stackmedic-backup-")]
+    assert backups and all(j.cron for j in backups)
+    assert int(args["binlog-expire-logs-seconds"]) >= 2 * 86400
+
+
 def test_only_the_proxies_see_the_docker_socket(resolved_compose: ResolvedCompose):
     for name, service in resolved_compose.services.items():
         sources = [source for source, _ in volume_mounts(service).values()]

@@ -70,6 +70,13 @@ def test_every_command_exists_and_parses_for_every_choice():
                 example.service(args.service)
 
 
+def test_the_restore_job_waits_for_a_running_backup_within_its_timeout():
+    job = SPEC.jobs["stackmedic-restore"]
+    args = build_parser().parse_args([a.replace("{DATABASE}", "petclinic") for a in job.argv[1:]])
+    assert args.lock_wait == 3600  # a backup holds the lock for at most its dump_timeout (1h)
+    assert job.timeout_minutes * 60 >= args.lock_wait + 2 * 3600  # the wait, then the restore itself
+
+
 def test_petclinic_backs_up_every_two_hours_at_half_past_from_0930_to_1930():
     cron = parse(SPEC.jobs["stackmedic-backup-petclinic"].cron)
     assert cron.every_day
