@@ -9,12 +9,18 @@ and write timeouts are always set, from the deadline. Sample::
     stackmedic_mysql_table_present{server="stack",database="petclinic",table="owners"} 1
     stackmedic_mysql_table_has_rows{server="stack",database="petclinic",table="owners"} 1
     stackmedic_mysql_query_success{server="stack",query="owner_franklin"} 1
+    stackmedic_mysql_failure_reason{server="stack",reason="auth"} 0
+
+A failure has one reason from a fixed set, so that a wrong password of the exporter's own
+user (`auth`) is not read as the server being down (`connect`, `timeout`): the alert rules
+switch healing off for the latter only.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +49,18 @@ TABLE_HAS_ROWS = MetricSpec(
 QUERY_SUCCESS = MetricSpec(
     "mysql_query_success", "gauge", "1 when the configured query returned a row.", ("server", "query")
 )
+MYSQL_REASONS = ("auth", "connect", "timeout", "tls", "query", "error")
+FAILURE_REASON = MetricSpec(
+    "mysql_failure_reason",
+    "gauge",
+    "1 for the reason the MySQL check failed, 0 for the others (all 0 when up).",
+    ("server", "reason"),
+)
+# Server (1xxx) and client (2xxx) error codes that mean "this login is refused": access
+# denied (to the server, a database, from this host), an auth plugin missing or refusing, a
+# password expired or to be reset, auth needing a secure connection.
+AUTH_CODES = frozenset({1044, 1045, 1130, 1251, 1524, 1698, 1820, 1862, 2059, 2061})
+TLS_CODE = 2026  # "SSL connection error", "SSL is required but the server doesn't support it"
 QUERY_DURATION = MetricSpec(
     "mysql_query_duration_seconds",
     "gauge",
@@ -78,8 +96,6 @@ class MysqlServer:
         """TLS off, or required with a context made once (not once per connection)."""
         if not self.tls:
             return {"ssl_disabled": True}
-        import ssl
-
         ctx = ssl.create_default_context(cafile=self.tls_ca_file)
         if not self.tls_verify:
             ctx.check_hostname = False
@@ -103,7 +119,7 @@ class MysqlCheck(Check):
     """One connection per scrape: tables, then queries."""
 
     kind = "mysql"
-    metrics = (UP, TABLE_PRESENT, TABLE_HAS_ROWS, QUERY_SUCCESS, QUERY_DURATION)
+    metrics = (UP, TABLE_PRESENT, TABLE_HAS_ROWS, QUERY_SUCCESS, QUERY_DURATION, FAILURE_REASON)
 
     def __init__(
         self,
@@ -129,7 +145,7 @@ class MysqlCheck(Check):
         present: set[tuple[str, str]] = set()
         has_rows: set[tuple[str, str]] = set()
         succeeded: set[str] = set()
-        up, took = 0, 0.0
+        up, took, reason = 0, 0.0, None
         try:
             conn = self.connect(
                 host=s.host,
@@ -144,7 +160,8 @@ class MysqlCheck(Check):
                 **self._tls,
             )
         except Exception as exc:  # noqa: BLE001 - a server down is a 0, its message a log line
-            self._log_state(False, exc)
+            reason = failure_reason(exc, connected=False)
+            self._log_state(False, exc, reason)
         else:
             try:
                 began = deadline.clock()
@@ -159,11 +176,12 @@ class MysqlCheck(Check):
                 took = deadline.clock() - began
                 self._log_state(True)
             except Exception as exc:  # noqa: BLE001 - a lost connection mid-check
-                self._log_state(False, exc)
+                reason = failure_reason(exc, connected=True)
+                self._log_state(False, exc, reason)
                 up = 0
             finally:
                 conn.close()
-        self._emit(out, up, present, has_rows, succeeded, took)
+        self._emit(out, up, present, has_rows, succeeded, took, reason)
 
     def _present(self, cur: Any) -> set[tuple[str, str]]:
         if not any(self.server.tables.values()):
@@ -220,9 +238,20 @@ class MysqlCheck(Check):
                 log.info("mysql query failed server=%s query=%s error=%s", self.name, q["name"], exc)
         return ok
 
-    def _emit(self, out: Samples, up: int, present: set, has_rows: set, succeeded: set, took: float) -> None:
+    def _emit(
+        self,
+        out: Samples,
+        up: int,
+        present: set,
+        has_rows: set,
+        succeeded: set,
+        took: float,
+        reason: str | None = None,
+    ) -> None:
         name = self.name
         out.add(UP, up, name)
+        for candidate in MYSQL_REASONS:
+            out.add(FAILURE_REASON, 1 if candidate == reason and not up else 0, name, candidate)
         for db, table in self._items():
             out.add(TABLE_PRESENT, 1 if (db, table) in present else 0, name, db, table)
             out.add(TABLE_HAS_ROWS, 1 if (db, table) in has_rows else 0, name, db, table)
@@ -231,16 +260,42 @@ class MysqlCheck(Check):
         out.add(QUERY_DURATION, took, name)
 
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
-        self._emit(out, 0, set(), set(), set(), 0.0)
+        # cut at the scrape deadline (or still running from an earlier one): the server is slow
+        mysql_reason = "timeout" if reason in ("timeout", "still_running") else "error"
+        self._emit(out, 0, set(), set(), set(), 0.0, mysql_reason)
 
-    def _log_state(self, up: bool, exc: Exception | None = None) -> None:
+    def _log_state(self, up: bool, exc: Exception | None = None, reason: str | None = None) -> None:
         # PyMySQL's messages name the user and host, never the password
         if up != self._was_up:
             if up:
                 log.info("mysql server up server=%s", self.name)
             else:
-                log.warning("mysql server down server=%s error=%s", self.name, exc)
+                log.warning("mysql server down server=%s reason=%s error=%s", self.name, reason, exc)
         self._was_up = up
+
+
+def failure_reason(exc: BaseException, connected: bool) -> str:
+    """Which of MYSQL_REASONS `exc` is; `connected` when it came after the login succeeded.
+
+    PyMySQL raises OperationalError(code, message) for nearly everything; a failed TLS
+    handshake can surface as ssl.SSLError itself, and a refused or timed-out TCP connect
+    keeps the OSError as `original_exception`.
+    """
+    original = getattr(exc, "original_exception", None)
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    if isinstance(exc, ssl.SSLError) or isinstance(original, ssl.SSLError) or code == TLS_CODE:
+        return "tls"
+    if isinstance(exc, TimeoutError) or isinstance(original, TimeoutError) or "timed out" in str(exc):
+        return "timeout"
+    if code in AUTH_CODES:
+        return "auth"
+    if 1000 <= code < 2000:
+        # the server refused a check's statement after the login, or the connection itself
+        # (too many connections, host blocked)
+        return "query" if connected else "connect"
+    if 2000 <= code < 3000 or isinstance(exc, OSError):
+        return "connect"
+    return "error"
 
 
 def _is_server_error(exc: Exception) -> bool:

@@ -4,10 +4,13 @@ a wrong password, and a server that is stopped."""
 from __future__ import annotations
 
 import logging
+import ssl
 
+import pymysql
 import pytest
-from stackmedic.exporter.checks.mysql_check import MysqlCheck, MysqlServer
+from stackmedic.exporter.checks.mysql_check import MysqlCheck, MysqlServer, failure_reason
 from stackmedic.exporter.deadline import Deadline
+from stackmedic.exporter.metrics import Samples
 
 from tests.exporter.helpers import scrape
 
@@ -91,9 +94,29 @@ def test_wrong_password_is_down_and_never_logged(petclinic, caplog):
         reg.get_sample_value("stackmedic_mysql_query_success", {"server": "stack", "query": "franklin"}) == 0
     )
     assert reg.get_sample_value("stackmedic_check_success", {"check": "mysql/stack"}) == 1
-    assert "mysql server down server=stack" in caplog.text
+    assert "mysql server down server=stack reason=auth" in caplog.text
     assert "Access denied" in caplog.text
     assert "not-the-pw-5c2a" not in caplog.text
+    # A login refused is told apart from a server down: the rules do not stop healing for it.
+    assert reasons(reg) == {"auth": 1, "connect": 0, "timeout": 0, "tls": 0, "query": 0, "error": 0}
+
+
+def reasons(reg) -> dict[str, float | None]:
+    return {
+        r: reg.get_sample_value("stackmedic_mysql_failure_reason", {"server": "stack", "reason": r})
+        for r in ("auth", "connect", "timeout", "tls", "query", "error")
+    }
+
+
+def test_up_has_every_reason_at_zero(petclinic):
+    reg = scrape([MysqlCheck(server(petclinic))])
+    assert reasons(reg) == dict.fromkeys(("auth", "connect", "timeout", "tls", "query", "error"), 0)
+
+
+def test_a_user_without_access_is_auth(petclinic):
+    reg = scrape([MysqlCheck(server(petclinic, user="sm_no_such_user", password="x"))])
+    assert reg.get_sample_value("stackmedic_mysql_up", {"server": "stack"}) == 0
+    assert [r for r, v in reasons(reg).items() if v] == ["auth"]
 
 
 def test_over_the_unix_socket(petclinic):
@@ -132,6 +155,7 @@ def test_stopped_server_is_down_with_every_item_at_zero(mariadb_factory):
     private.stop()
     reg = scrape([check])
     assert reg.get_sample_value("stackmedic_mysql_up", {"server": "stack"}) == 0
+    assert [r for r, v in reasons(reg).items() if v] == ["connect"]
     labels = {"server": "stack", "database": "app", "table": "t"}
     assert reg.get_sample_value("stackmedic_mysql_table_present", labels) == 0
     assert reg.get_sample_value("stackmedic_mysql_table_has_rows", labels) == 0
@@ -149,6 +173,7 @@ def test_hung_server_times_out(hung_server):
     )
     assert reg.get_sample_value("stackmedic_mysql_up", {"server": "stack"}) == 0
     assert table(reg, "table_present", "owners") == 0
+    assert [r for r, v in reasons(reg).items() if v] == ["timeout"]
 
 
 def test_connect_always_has_timeouts():
@@ -196,6 +221,53 @@ def test_tls_required_against_a_server_without_tls_is_down(petclinic):
     assert "ssl" in check._tls  # one context, made once
     reg = scrape([check])
     assert reg.get_sample_value("stackmedic_mysql_up", {"server": "stack"}) == 0
+    assert [r for r, v in reasons(reg).items() if v] == ["tls"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "connected", "reason"),
+    [
+        (
+            pymysql.err.OperationalError(1045, "Access denied for user 'u'@'h' (using password: YES)"),
+            False,
+            "auth",
+        ),
+        (pymysql.err.OperationalError(1130, "Host 'h' is not allowed to connect"), False, "auth"),
+        (pymysql.err.OperationalError(1040, "Too many connections"), False, "connect"),
+        (
+            pymysql.err.OperationalError(2003, "Can't connect to MySQL server on 'h' ([Errno 111] ...)"),
+            False,
+            "connect",
+        ),
+        (
+            pymysql.err.OperationalError(2003, "Can't connect to MySQL server on 'h' (timed out)"),
+            False,
+            "timeout",
+        ),
+        (
+            pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query (timed out)"),
+            True,
+            "timeout",
+        ),
+        (pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"), True, "connect"),
+        (pymysql.err.OperationalError(2026, "SSL connection error: certificate verify failed"), False, "tls"),
+        (ssl.SSLCertVerificationError(1, "certificate verify failed"), False, "tls"),
+        (pymysql.err.OperationalError(1142, "SELECT command denied to user"), True, "query"),
+        (ConnectionRefusedError(111, "Connection refused"), False, "connect"),
+        (ValueError("something else"), True, "error"),
+    ],
+)
+def test_failure_reasons(exc: Exception, connected: bool, reason: str):
+    assert failure_reason(exc, connected) == reason
+
+
+def test_a_check_cut_at_the_deadline_reads_timeout(petclinic):
+    check = MysqlCheck(server(petclinic))
+    out = Samples(check.metrics)
+    check.blank(out, "timeout", 1.0)
+    assert out.value("mysql_failure_reason", "stack", "timeout") == 1
+    assert out.value("mysql_failure_reason", "stack", "connect") == 0
+    assert out.value("mysql_up", "stack") == 0
 
 
 def test_tls_off_by_default_is_explicit(petclinic):
