@@ -77,8 +77,10 @@ class BinlogFilter:
         file: str,
         until: datetime | None = None,
         end: tuple[str, int] | None = None,
+        sink=None,
     ):
         self.live = live
+        self.sink = sink  # called with (statement or '', row lines) for each kept transaction
         self.end = end  # (file, position) where the restore began: its own writes come after
         self.scratch = scratch.encode()
         self.tables = tables  # None: every table of the database
@@ -195,6 +197,10 @@ class BinlogFilter:
         if not keep:
             return b"".join(ln for ln in body if _STATE.match(ln))
         self.replayed += 1
+        if self.sink is not None:
+            text = [ln.decode("utf-8", "surrogateescape") for ln in group.lines if ln.startswith(b"### ")]
+            self.sink(self._rewrite_text(statement) if statement else "", text)
+            return b""
         out = []
         if self.stream_db and self.emitted_db != self.stream_db and not any(use_lines):
             out.append(b"use `" + self.stream_db + b"`/*!*/;\n")
@@ -205,6 +211,9 @@ class BinlogFilter:
                 ln = self._rewrite(ln)
             out.append(ln)
         return b"".join(out)
+
+    def _rewrite_text(self, text: str) -> str:
+        return self._qualified_live.sub(f"`{self.scratch.decode()}`.", text)
 
     def _rewrite(self, line: bytes) -> bytes:
         text = line.decode("utf-8", "surrogateescape")

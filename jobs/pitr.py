@@ -1,18 +1,21 @@
 """Point-in-time recovery: replay the binary log from the backup's position into the scratch copy.
 
     mariadb-binlog --read-from-remote-server --to-last-log --start-position=P FILE \\
-        --rewrite-db='live->scratch'  |  BinlogFilter  |  mariadb scratch
+        --base64-output=decode-rows -vv --rewrite-db='live->scratch'
+      | BinlogFilter (the tables restored, up to the destructive statement)
+      | RowApplier (INSERT/UPDATE/DELETE on the scratch schema)
 
 The logs are read over the client connection (so it works where Jenkins runs apart from
 the database host), with the account `binlog_user` (REPLICATION SLAVE, BINLOG MONITOR);
-the restore account replays them (BINLOG REPLAY). Without binary logs, with a backup that
-records no position, or with a gap (the backup's log was purged), the restore falls back
-to the backup alone and names the lost window: from the backup's snapshot to now.
+the restore account applies their row changes as plain SQL (jobs/row_replay.py), never
+as `BINLOG` statements, which need the root-equivalent BINLOG REPLAY. Without binary
+logs, with a backup that records no position, or with a gap (the backup's log was
+purged), the restore falls back to the backup alone and names the lost window: from the
+backup's snapshot to now.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import subprocess
@@ -29,8 +32,8 @@ from .binlog_filter import BinlogFilter, Stop
 from .catalog import Backup
 from .config import Database, JobsConfig
 from .errors import LoadError
-from .load import CLIENT_OPTIONS
 from .progress import Progress
+from .row_replay import RowApplier, parse_rows
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +90,6 @@ def end_of_log(database: Database) -> tuple[str, int] | None:
         conn.close()
 
 
-def may_replay(database: Database) -> bool:
-    """Whether the restore account may run the BINLOG statements mariadb-binlog prints for row events."""
-    conn = dbc.connect(database.connection, database.restore_user)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW GRANTS")
-            grants = " ".join(row[0] for row in cur.fetchall()).upper()
-    finally:
-        conn.close()
-    return "BINLOG REPLAY" in grants or "ALL PRIVILEGES ON *.*" in grants or "SUPER" in grants
-
-
 def recover(
     config: JobsConfig,
     database: Database,
@@ -120,12 +111,6 @@ def recover(
         return lost(backup, str(exc))
     if logs is None:
         return lost(backup, "the server keeps no binary logs")
-    if not may_replay(database):
-        return lost(
-            backup,
-            f"{database.restore_user.user} may not replay row events: BINLOG REPLAY is not granted"
-            " (it is root-equivalent, docs/jobs.md)",
-        )
     if end is None:
         return lost(backup, "the binary log position at the start of the restore is unknown")
     if coords.file not in logs:
@@ -140,78 +125,82 @@ def recover(
 def replay(
     config: JobsConfig, database: Database, file: str, position: int, scratch: str, filt: BinlogFilter
 ) -> None:
-    """Run mariadb-binlog into the filter into the mariadb client; LoadError names what failed."""
+    """Run mariadb-binlog (rows decoded) through the filter; kept events are applied as plain SQL.
+
+    LoadError names what failed.
+    """
     env = {**os.environ, "TZ": "UTC"}  # event times are printed in the local time zone
     reader = database.binlog_reader
-    with (
-        dbc.options_fd(database.connection, reader) as (rfd, rarg),
-        dbc.options_fd(database.connection, database.restore_user) as (cfd, carg),
-        tempfile.TemporaryFile() as rerr,
-        tempfile.TemporaryFile() as cerr,
-    ):
-        argv = [
-            BINLOG_COMMAND,
-            rarg,
-            "--read-from-remote-server",
-            "--to-last-log",
-            f"--start-position={position}",
-            f"--rewrite-db={database.name}->{scratch}",
-            file,
-        ]
-        src = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=rerr, stdin=subprocess.DEVNULL, env=env, pass_fds=(rfd,)
-        )
-        dst = subprocess.Popen(
-            [config.client_command, carg, *CLIENT_OPTIONS, scratch],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=cerr,
-            pass_fds=(cfd,),
-        )
-        timer = threading.Timer(database.dump_timeout, lambda: (src.kill(), dst.kill()))
-        timer.start()
-        progress = Progress(f"restore {database.name}: replay", unit="events")
-        try:
-            _pump(src, dst, filt, progress)
-        finally:
-            timer.cancel()
-            if src.poll() is None:
-                src.kill()
-            src.wait()
-        rc = dst.wait()
-        progress.finish()
-        if src.returncode not in (0, -9) and not filt.stop:
-            raise LoadError(f"reading the binary logs failed: {_last_line(rerr) or src.returncode}")
-        if rc != 0:
-            raise LoadError(f"replaying the binary logs failed: {_last_line(cerr) or rc}")
-
-
-def _pump(src, dst, filt: BinlogFilter, progress: Progress) -> None:
-    buffered: list[bytes] = []
-    size = 0
+    conn = dbc.connect(database.connection, database.restore_user, scratch)
+    progress = Progress(f"restore {database.name}: replay", unit="events")
     try:
-        for line in src.stdout:
-            before = filt.replayed
-            out = filt.feed(line)
-            if out:
-                buffered.append(out)
-                size += len(out)
-                if size >= 1 << 20:
-                    dst.stdin.write(b"".join(buffered))
-                    buffered, size = [], 0
-            if filt.replayed != before:
-                progress.add(filt.replayed - before)
-            if filt.stop:
-                break
-        if not filt.stop:
-            buffered.append(filt.finish())
-        buffered.append(b"DELIMITER ;\n")
-        dst.stdin.write(b"".join(buffered))
-    except BrokenPipeError:
-        pass  # the client stopped: its exit status and stderr say why
+        with (
+            conn.cursor() as cur,
+            dbc.options_fd(database.connection, reader) as (rfd, rarg),
+            tempfile.TemporaryFile() as rerr,
+        ):
+            for setting in REPLAY_SESSION:
+                cur.execute(setting)
+            applier = RowApplier(cur, scratch)
+            filt.sink = lambda statement, rows: _apply(cur, applier, statement, rows, progress)
+            argv = [
+                BINLOG_COMMAND,
+                rarg,
+                "--read-from-remote-server",
+                "--to-last-log",
+                "--base64-output=decode-rows",
+                "--verbose",
+                "--verbose",
+                f"--start-position={position}",
+                f"--rewrite-db={database.name}->{scratch}",
+                file,
+            ]
+            src = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=rerr, stdin=subprocess.DEVNULL, env=env, pass_fds=(rfd,)
+            )
+            timer = threading.Timer(database.dump_timeout, src.kill)
+            timer.start()
+            try:
+                for line in src.stdout:
+                    filt.feed(line)
+                    if filt.stop:
+                        break
+                else:
+                    filt.finish()
+            finally:
+                timer.cancel()
+                if src.poll() is None:
+                    src.kill()
+                src.wait()
+            if src.returncode not in (0, -9) and not filt.stop:
+                raise LoadError(f"reading the binary logs failed: {_last_line(rerr) or src.returncode}")
     finally:
-        with contextlib.suppress(OSError):
-            dst.stdin.close()
+        conn.close()
+    progress.finish()
+
+
+# Rows come from a consistent history: no foreign key checks, an id 0 stays 0, times in UTC.
+REPLAY_SESSION = (
+    "SET SESSION foreign_key_checks = 0",
+    "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'",
+    "SET SESSION time_zone = '+00:00'",
+)
+
+
+def _apply(cur, applier: RowApplier, statement: str, rows: list[str], progress: Progress) -> None:
+    """One kept transaction (or DDL statement) into the scratch schema."""
+    try:
+        if statement:
+            cur.execute(statement)
+            applier.forget()
+        else:
+            cur.execute("START TRANSACTION")
+            for op in parse_rows(rows):
+                applier.apply(op)
+            cur.execute("COMMIT")
+    except pymysql.err.MySQLError as exc:
+        raise LoadError(f"replaying the binary logs failed: {exc.args[-1]}") from None
+    progress.add(1)
 
 
 def _last_line(handle) -> str:

@@ -321,13 +321,11 @@ def test_a_restore_killed_right_after_the_rename_is_finished_by_the_next_run(sta
 
 
 def _with_binlog_accounts(stack: JobStack) -> None:
-    """A binlog reader account, and BINLOG REPLAY for the restore account (opt-in: root-equivalent)."""
+    """The binlog reader account of jobs/grants.py in the configuration (the restore account is unchanged)."""
     from stackmedic.jobs.grants import binlog_grants
 
     suffix = stack.db.removeprefix("pc_")
     stack.mariadb.create_user(f"sml_{suffix}", "binlog pw", binlog_grants())
-    for host in ("127.0.0.1", "localhost"):
-        stack.mariadb.execute(f"GRANT BINLOG REPLAY ON *.* TO 'smr_{suffix}'@'{host}'")
     os.environ[f"BINLOG_PW_{suffix}"] = "binlog pw"
     data = yaml.safe_load(stack.config_path.read_text())
     data["databases"][stack.db]["binlog_user"] = {
@@ -378,3 +376,31 @@ def test_without_binary_log_replay_the_lost_window_is_named(stack: JobStack):
         " the SUPER, BINLOG MONITOR privilege(s) for this operation"
     )
     assert rows(stack, "SELECT COUNT(*) FROM owners") == [(2000,)]  # the backup's rows only
+
+
+def test_replayed_rows_keep_every_odd_value_exactly(stack: JobStack):
+    _with_binlog_accounts(stack)
+    stack.execute(
+        "CREATE TABLE odd (id INT UNSIGNED PRIMARY KEY, s VARCHAR(50), b VARBINARY(10), ts TIMESTAMP(3) NULL,"
+        " dt DATETIME, d DECIMAL(10,2), f DOUBLE, e ENUM('a','b'), bi BIT(4), j TEXT, u BIGINT UNSIGNED,"
+        " g INT AS (id MOD 7) VIRTUAL) CHARSET utf8mb4",
+        "INSERT INTO odd (id, s) VALUES (0, 'zero id')",
+    )
+    run_backup(stack.config, stack.database, now=lambda: T0)
+    stack.execute(
+        "SET time_zone = '+05:00'",
+        "INSERT INTO odd (id, s, b, ts, dt, d, f, e, bi, j, u) VALUES (4294967295,"
+        " 'it''s \\\\ a \"q\" é 🐹\\nnl\\ttab', x'00ff275c', '2026-01-01 10:00:00.123',"
+        " '2026-01-02 03:04:05', -12.34, 0.1, 'b', b'0101', NULL, 18446744073709551615)",
+        "INSERT INTO odd (id, s, f) VALUES (5, 'five', 1e300), (6, NULL, -0.5)",
+        "UPDATE odd SET s = 'changed', d = 1.5 WHERE id = 5",
+        "DELETE FROM odd WHERE id = 6",
+        "UPDATE odd SET id = 7 WHERE id = 0",
+    )
+    expected = stack.snapshot()
+    stack.execute("DROP TABLE odd")
+
+    result = stack.run("restore", "--database", stack.db, "--tables", "odd")
+    assert result.rc == errors.OK, result.err
+    assert one_json(result)["replayed_events"] == 5
+    assert stack.snapshot() == expected
