@@ -11,6 +11,7 @@ hung target. Overlapping scrapes (two Prometheus servers) so share one run per c
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -71,14 +72,17 @@ class ScrapeRunner:
         self._lock = threading.Lock()
         self._running: dict[str, tuple[Future, float]] = {}  # check label -> its run, when it began
         self._failing: dict[str, str] = {}  # check label -> last logged failure
+        self._took: dict[str, float] = {}  # check label -> how long its last run took
 
     def scrape(self, budget: float) -> list[Samples]:
         """Run every check once within `budget` seconds; return their samples."""
         start = self.clock()
         head = Samples(RUNNER_METRICS)
         head.add(BUILD_INFO, 1, self.version)
-        pending: list[tuple[float, Check, Future, float, bool]] = []
-        for check in self.checks:
+        pending: dict[str, tuple[float, Check, Future, float, bool]] = {}
+        # the slowest last time first (new ones before all): their waits on the network then
+        # overlap the quick checks' work instead of starting after it
+        for check in sorted(self.checks, key=lambda c: -self._took.get(c.check_label, math.inf)):
             deadline = start + max(0.0, min(check.timeout, budget))
             with self._lock:
                 # submitted under the lock: the run's own clean-up waits until it is recorded
@@ -86,12 +90,13 @@ class ScrapeRunner:
                 if running is None:
                     future = self._pool.submit(self._run, check, deadline)
                     self._running[check.check_label] = (future, start)
-                    pending.append((deadline, check, future, start, True))
+                    pending[check.check_label] = (deadline, check, future, start, True)
                 else:
                     # single flight: an overlapping scrape waits for the same run
-                    pending.append((deadline, check, running[0], running[1], False))
+                    pending[check.check_label] = (deadline, check, running[0], running[1], False)
         results = [head]
-        for deadline, check, future, began, ours in sorted(pending, key=lambda p: p[0]):
+        in_order = [pending[c.check_label] for c in self.checks]  # the exposition keeps config order
+        for deadline, check, future, began, ours in sorted(in_order, key=lambda p: p[0]):
             results.append(self._result(check, future, deadline, began, ours))
         return results
 
@@ -110,7 +115,9 @@ class ScrapeRunner:
         try:
             out = check.samples()
             check.run(out, Deadline(deadline + self.grace, self.clock))
-            return out, self.clock() - began
+            took = self.clock() - began
+            self._took[check.check_label] = took
+            return out, took
         finally:
             with self._lock:
                 self._running.pop(check.check_label, None)

@@ -235,3 +235,31 @@ def _wait(predicate, timeout: float = 10) -> None:
             return
         done.wait(0.01)
     raise AssertionError("condition not met in time")
+
+
+class Timed(Quick):
+    """Takes `cost` seconds of a fake clock and notes when it started."""
+
+    def __init__(self, name: str, cost: float, clock: list[float], started: list[str]):
+        super().__init__(name)
+        self.cost, self.clock, self.started = cost, clock, started
+
+    def run(self, out: Samples, deadline: Deadline) -> None:
+        self.started.append(self.name)
+        self.clock[0] += self.cost
+        out.add(INSTANCES, 1, self.name)
+
+
+def test_slowest_check_of_the_last_scrape_starts_first():
+    clock, started = [0.0], []
+    checks = [Timed("quick", 0.01, clock, started), Timed("slow", 0.5, clock, started)]
+    runner = ScrapeRunner(checks, max_workers=1, clock=lambda: clock[0])
+    try:
+        scrapes = [runner.scrape(5), runner.scrape(5)]
+    finally:
+        runner.close()
+    assert started == ["quick", "slow", "slow", "quick"]
+    # the exposition keeps the configured order whatever the running order
+    for samples in scrapes:
+        groups = [labels[0] for s in samples for spec, labels, _ in s.items if spec is INSTANCES]
+        assert groups == ["quick", "slow"]
