@@ -139,11 +139,18 @@ def status_panels() -> list[dict]:
     )
     databases = status_grid(
         "Database servers",
-        "The server answers a query.",
-        unknown_when_stale(f"stackmedic_mysql_up{{{I}}}", "stackmedic_mysql_up"),
+        "The server answers a query. LOGIN REFUSED: it answers, but refuses the exporter "
+        "(its password, grants or TLS: stackmedic_mysql_failure_reason auth, tls, query); "
+        "the apps may be fine, but the tables are not watched.",
+        unknown_when_stale(
+            f"(\n  max by (job, instance, server) (\n"
+            f'    stackmedic_mysql_failure_reason{{{I}, reason=~"auth|tls|query"}}\n'
+            f"  ) == 1\n) * 0.5\nor\nstackmedic_mysql_up{{{I}}}",
+            "stackmedic_mysql_up",
+        ),
         "{{server}}",
-        UP_DOWN,
-        runbook_links("StackDatabaseDown"),
+        {"0.5": ("LOGIN REFUSED", ORANGE), **UP_DOWN},
+        runbook_links("StackDatabaseDown", "StackDatabaseLoginFailed"),
         w=4,
     )
     docker = status_grid(

@@ -121,6 +121,14 @@ def exporter_config(
                 "timeout": "1s",
                 "tables": {"dash_gone": ["owners"]},
             },
+            {
+                "name": "refused",  # the server answers, the exporter's login is refused
+                "host": "127.0.0.1",
+                "port": mariadb.port,
+                "user": "dash_no_such_user",
+                "password_file": str(base / "exporter.password"),
+                "tables": {"dash_refused": ["owners"]},
+            },
         ],
         "ports": {
             "targets": [
@@ -362,7 +370,7 @@ def resolved(stack: Stack) -> dict[str, dict[str, list[str]]]:
 def test_variables_resolve_to_what_the_exporter_exposes(stack: Stack, resolved):
     health, remediation = resolved["stack-health"], resolved["remediation"]
     assert health["instance"] == [stack.exporter_url.removeprefix("http://")]
-    assert set(health["database"]) == {stack.database_up, "dash_gone"}
+    assert set(health["database"]) == {stack.database_up, "dash_gone", "dash_refused"}
     assert remediation["database"] == ["dash_app"]
 
 
@@ -404,7 +412,11 @@ def test_cells_show_what_is_really_up_down_and_unknown(stack: Stack):
     }
     assert cells(stack, "stack-health", "Process groups", "group", all_) == {"pytest": 1, "nothing": 0}
     assert cells(stack, "stack-health", "Ports", "name", all_) == {"petclinic": 1, "closed": 0}
-    assert cells(stack, "stack-health", "Database servers", "server", all_) == {"up": 1, "down": 0}
+    assert cells(stack, "stack-health", "Database servers", "server", all_) == {
+        "up": 1,
+        "down": 0,
+        "refused": 0.5,
+    }
     # the Active Dashboard's tables: OK 2, EMPTY 1, MISSING 0, and grey while the server is down
     up = cells(stack, "stack-health", "Tables of $database", "table", all_ | {"database": stack.database_up})
     assert up == {"owners": 2, "pets": 1, "visits": 0}
