@@ -91,7 +91,7 @@ def receiver_config(
     """examples/receiver.yml with its secrets in files, its store in `base`, Jenkins = the stand-in.
 
     The rules and breaker are the example's, but for `rule_breakers` ({rule: overrides}).
-    Jenkins' poll interval is divided by `factor` like the alerting timings.
+    Jenkins' poll interval and the dispatcher's backoff are divided by `factor` like the alerting timings.
     """
     example = yaml.safe_load(EXAMPLE_RECEIVER.read_text())
     token_file = base / "receiver.token"
@@ -108,7 +108,15 @@ def receiver_config(
         "auth": {"bearer_token_file": str(token_file)},
         "store": {"type": "sqlite", "path": str(base / "receiver.sqlite")},
         "jenkins": j,
-        "dispatcher": example["dispatcher"],
+        # the dispatcher's retries shrink with Alertmanager's repeats: a Jenkins outage lasts as
+        # many repeats here as it would as shipped
+        "dispatcher": {
+            **example["dispatcher"],
+            **{
+                k: compress.scale_duration(str(example["dispatcher"][k]), factor)
+                for k in ("backoff_initial", "backoff_max")
+            },
+        },
         "breaker": example["breaker"],
         "rules": rules,
     }

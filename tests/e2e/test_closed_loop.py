@@ -110,7 +110,7 @@ NEVER_STICKS = {
 }
 
 
-def test_a_fix_that_never_sticks_opens_the_breaker_and_no_more_builds_are_made(
+def test_a_fix_that_never_sticks_opens_the_breaker_pages_a_person_and_no_more_builds_are_made(
     world: World, loop_factory, container
 ):
     container(world, lifetime=3)
@@ -119,8 +119,10 @@ def test_a_fix_that_never_sticks_opens_the_breaker_and_no_more_builds_are_made(
 
     world.break_for_good()  # from now on it dies 3 s after each start
 
+    # the breaker opens on an open incident, which is escalated: StackRemediationEscalated pages
+    # (and holds back StackRemediationBreakerOpen, which would say less)
     opened = wait_for(
-        lambda: told_people(loop, "StackRemediationBreakerOpen"), 120, "StackRemediationBreakerOpen to fire"
+        lambda: told_people(loop, "StackRemediationEscalated"), 120, "StackRemediationEscalated to fire"
     )
     # the incident after the opening one is refused too (Alertmanager repeats it)
     wait_for(
