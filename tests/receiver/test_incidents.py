@@ -266,3 +266,21 @@ def test_an_alert_no_rule_matches_is_counted_and_logged_once(make_app, caplog):
     assert logged == [
         "no rule matches alertname=StackNewThing: nothing is done for it (logged once per name)"
     ]
+
+
+def test_an_incident_held_back_by_a_silence_does_not_mark_the_last_fix_ineffective(make_app, standin):
+    clock = FakeClock()
+    app = make_app(clock=clock, breaker={**POLICY, "cooldown": "0s", "max_ineffective": 1})
+    assert post(app, alert(starts_at=STARTS)) == {"triggered": 1}
+    builds_done(app, standin, 1)
+    assert post(app, alert("petclinic", "resolved", STARTS)) == {"resolved": 1}
+    # stopped during a silence 2 min later; Alertmanager sends it when the silence ends, 8 min on
+    clock.advance(600)
+    silenced = alert(starts_at="2027-01-15T08:02:00Z", fingerprint="fp-petclinic")
+    assert post(app, silenced) == {"triggered": 1}
+    assert [a["build"]["ineffective"] for a in actions(app) if a["build"]] == [False, None]
+    # the same, heard at once: the fix of 2 min ago did not stick (the breaker opens at 1)
+    builds_done(app, standin, 2)
+    prompt = alert(starts_at="2027-01-15T08:10:30Z", fingerprint="fp-petclinic")
+    clock.advance(35)
+    assert post(app, prompt) == {"escalated": 1}
