@@ -166,12 +166,11 @@ class MysqlCheck(Check):
             try:
                 began = deadline.clock()
                 with conn.cursor() as cur:
-                    # the table listing, when there is one, is the proof the server answers
+                    # the table statements, when there are any, are the proof the server answers
                     if not self._items():
                         cur.execute("SELECT 1")
-                    present = self._present(cur)
+                    present, has_rows = self._tables(cur)
                     up = 1
-                    has_rows = self._has_rows(cur, [item for item in self._items() if item in present])
                     succeeded = self._queries(cur)
                 took = deadline.clock() - began
                 self._log_state(True)
@@ -182,6 +181,20 @@ class MysqlCheck(Check):
             finally:
                 conn.close()
         self._emit(out, up, present, has_rows, succeeded, took, reason)
+
+    def _tables(self, cur: Any) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        """(present, with rows). Usually every table is there, and one statement asking
+        whether each has rows says so too; only when it fails are the tables listed."""
+        items = self._items()
+        if not items:
+            return set(), set()
+        try:
+            return set(items), self._rows_of(cur, items)
+        except Exception as exc:
+            if not _is_server_error(exc):
+                raise  # the connection, not a table
+        present = self._present(cur)
+        return present, self._has_rows(cur, [item for item in items if item in present])
 
     def _present(self, cur: Any) -> set[tuple[str, str]]:
         if not any(self.server.tables.values()):
@@ -198,17 +211,11 @@ class MysqlCheck(Check):
         return {(db, t) for db, t in cur.fetchall()}
 
     def _has_rows(self, cur: Any, tables: list[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Tables with rows, all in one statement (one round trip, however many tables).
-
-        One column of '0'/'1' flags rather than a column per table: the client decodes a
-        column description per column, which for a dozen tables cost more than the query.
-        """
+        """Tables with rows: all in one statement, or one by one when that fails."""
         if not tables:
             return set()
-        # identifiers cannot be parameters; config allows only [A-Za-z0-9_$-] and quote() escapes
-        exists = ", ".join(f"EXISTS(SELECT 1 FROM {quote(db)}.{quote(t)})" for db, t in tables)  # noqa: S608
         try:
-            cur.execute(f"SELECT CONCAT({exists})")
+            return self._rows_of(cur, tables)
         except Exception as exc:
             if not _is_server_error(exc) or len(tables) == 1:
                 raise
@@ -218,6 +225,16 @@ class MysqlCheck(Check):
                 with contextlib.suppress(Exception):
                     found |= self._has_rows(cur, [table])
             return found
+
+    def _rows_of(self, cur: Any, tables: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The tables with rows, in one statement that fails if any of them is missing.
+
+        One column of '0'/'1' flags rather than a column per table: the client decodes a
+        column description per column, which for a dozen tables cost more than the query.
+        """
+        # identifiers cannot be parameters; config allows only [A-Za-z0-9_$-] and quote() escapes
+        exists = ", ".join(f"EXISTS(SELECT 1 FROM {quote(db)}.{quote(t)})" for db, t in tables)  # noqa: S608
+        cur.execute(f"SELECT CONCAT({exists})")
         (flags,) = cur.fetchone()
         if isinstance(flags, bytes):  # CONCAT of numbers is a binary string to the client
             flags = flags.decode("ascii")

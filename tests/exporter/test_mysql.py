@@ -216,6 +216,32 @@ def test_rows_checked_in_one_statement_and_one_by_one_after_a_drop():
     assert len(cur.statements) == 4  # the batch, then each table alone
 
 
+class ListingCursor(DroppingCursor):
+    """Also answers the information_schema listing, which names every table but `gone`."""
+
+    def execute(self, sql: str, args=None) -> None:
+        if "information_schema" in sql:
+            self.statements.append(sql)
+            self._rows = [(db, t) for db, t in (("app", "a"), ("app", "b"))]
+            return
+        super().execute(sql, args)
+
+    def fetchall(self) -> list:
+        return self._rows
+
+
+def test_one_statement_for_the_tables_while_all_are_there():
+    check = MysqlCheck(MysqlServer(name="s", user="u", tables={"app": ["a", "b"]}))
+    cur = ListingCursor()
+    assert check._tables(cur) == ({("app", "a"), ("app", "b")}, {("app", "a"), ("app", "b")})
+    assert len(cur.statements) == 1
+    # one missing: the listing says which, and the others are asked again
+    check = MysqlCheck(MysqlServer(name="s", user="u", tables={"app": ["a", "gone", "b"]}))
+    cur = ListingCursor()
+    assert check._tables(cur) == ({("app", "a"), ("app", "b")}, {("app", "a"), ("app", "b")})
+    assert len(cur.statements) == 3 and "information_schema" in cur.statements[1]
+
+
 def test_tls_required_against_a_server_without_tls_is_down(petclinic):
     check = MysqlCheck(server(petclinic, tls=True, tls_verify=False))
     assert "ssl" in check._tls  # one context, made once
