@@ -196,3 +196,6 @@ def test_the_build_context_builds_a_wheel_with_the_three_programs(tmp_path: Path
     assert {n.split("/")[0] for n in names if not n.startswith("stackmedic-")} == {"stackmedic"}
     for program in ("stackmedic-exporter", "stackmedic-receiver", "stackmedic-job"):
         assert f"{program} = " in entry_points, program
+    # the receiver's page: without its template the image answers 500 on /
+    for data in ("templates/index.html", "static/page.js", "static/page.css", "openapi.yaml"):
+        assert f"stackmedic/receiver/{data}" in names, data
