@@ -27,9 +27,12 @@ def quote_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def connect(conn: Connection, user: User, database: str | None = None) -> pymysql.connections.Connection:
+def connect(
+    conn: Connection, user: User, database: str | None = None, client_flag: int = 0
+) -> pymysql.connections.Connection:
     """A PyMySQL connection (autocommit); ServerDown when the server does not answer."""
     kwargs: dict = {
+        "client_flag": client_flag,
         "user": user.user,
         "password": user.password() or "",
         "database": database,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pymysql
+from pymysql.constants import CLIENT
 
 from . import db as dbc
 from . import manifest as mf
@@ -131,7 +132,7 @@ def replay(
     """
     env = {**os.environ, "TZ": "UTC"}  # event times are printed in the local time zone
     reader = database.binlog_reader
-    conn = dbc.connect(database.connection, database.restore_user, scratch)
+    conn = dbc.connect(database.connection, database.restore_user, scratch, CLIENT.MULTI_STATEMENTS)
     progress = Progress(f"restore {database.name}: replay", unit="events")
     try:
         with (
@@ -141,8 +142,8 @@ def replay(
         ):
             for setting in REPLAY_SESSION:
                 cur.execute(setting)
-            applier = RowApplier(cur, scratch)
-            filt.sink = lambda statement, rows: _apply(cur, applier, statement, rows, progress)
+            batch = Batch(cur, RowApplier(cur, scratch), progress)
+            filt.sink = batch.add
             argv = [
                 BINLOG_COMMAND,
                 rarg,
@@ -167,6 +168,7 @@ def replay(
                         break
                 else:
                     filt.finish()
+                batch.flush()
             finally:
                 timer.cancel()
                 if src.poll() is None:
@@ -187,20 +189,48 @@ REPLAY_SESSION = (
 )
 
 
-def _apply(cur, applier: RowApplier, statement: str, rows: list[str], progress: Progress) -> None:
-    """One kept transaction (or DDL statement) into the scratch schema."""
-    try:
+class Batch:
+    """Kept transactions as SQL text, sent many per round trip (about 1 MiB); DDL alone."""
+
+    LIMIT = 1 << 20
+
+    def __init__(self, cursor, applier: RowApplier, progress: Progress):
+        self.cursor = cursor
+        self.applier = applier
+        self.progress = progress
+        self.parts: list[str] = []
+        self.size = 0
+        self.count = 0
+
+    def add(self, statement: str, rows: list[str]) -> None:
+        """One kept transaction (row lines) or DDL statement."""
         if statement:
-            cur.execute(statement)
-            applier.forget()
-        else:
-            cur.execute("START TRANSACTION")
-            for op in parse_rows(rows):
-                applier.apply(op)
-            cur.execute("COMMIT")
-    except pymysql.err.MySQLError as exc:
-        raise LoadError(f"replaying the binary logs failed: {exc.args[-1]}") from None
-    progress.add(1)
+            self.flush()
+            self._run(statement)
+            self.applier.forget()
+            self.progress.add(1)
+            return
+        ops = parse_rows(rows)
+        text = ";\n".join(["START TRANSACTION", *(self.applier.sql(op) for op in ops), "COMMIT"])
+        self.parts.append(text)
+        self.size += len(text)
+        self.count += 1
+        if self.size >= self.LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self._run(";\n".join(self.parts))
+            self.progress.add(self.count)
+            self.parts, self.size, self.count = [], 0, 0
+
+    def _run(self, sql: str) -> None:
+        try:
+            self.cursor.execute(sql)
+            while self.cursor.nextset():
+                pass
+        except pymysql.err.MySQLError as exc:
+            raise LoadError(f"replaying the binary logs failed: {exc.args[-1]}") from None
 
 
 def _last_line(handle) -> str:

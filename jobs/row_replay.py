@@ -128,20 +128,27 @@ class RowApplier:
         return self._columns[table]
 
     def apply(self, op: RowOp) -> None:
+        """Run the statement of `op` now."""
+        self.cursor.execute(*self.statement(op))
+
+    def sql(self, op: RowOp) -> str:
+        """The statement of `op` with its values quoted in (for sending many in one round trip)."""
+        return self.cursor.mogrify(*self.statement(op))
+
+    def statement(self, op: RowOp) -> tuple[str, list]:
+        """(SQL with %s placeholders, values) for one row operation."""
         cols = self.columns(op.table)
         target = f"{dbc.quote_ident(self.schema)}.{dbc.quote_ident(op.table)}"
         if op.kind == "insert":
             names, marks, args = self._assignments(cols, op.after)
             sql = f"INSERT INTO {target} ({', '.join(names)}) VALUES ({', '.join(marks)})"  # noqa: S608
-            self.cursor.execute(sql, args)
-            return
+            return sql, args
         where, wargs = self._where(cols, op.before)
         if op.kind == "delete":
-            self.cursor.execute(f"DELETE FROM {target} WHERE {where} LIMIT 1", wargs)  # noqa: S608
-            return
+            return f"DELETE FROM {target} WHERE {where} LIMIT 1", wargs  # noqa: S608
         names, marks, args = self._assignments(cols, op.after)
         sets = ", ".join(f"{n} = {m}" for n, m in zip(names, marks, strict=True))
-        self.cursor.execute(f"UPDATE {target} SET {sets} WHERE {where} LIMIT 1", args + wargs)  # noqa: S608
+        return f"UPDATE {target} SET {sets} WHERE {where} LIMIT 1", args + wargs  # noqa: S608
 
     def _literal(self, col: Column, value: object) -> tuple[str, list[object]]:
         if isinstance(value, tuple):  # ("unsigned", signed, unsigned)
