@@ -162,8 +162,10 @@ def replay(
             timer = threading.Timer(database.dump_timeout, src.kill)
             timer.start()
             try:
-                for line in src.stdout:
+                for n, line in enumerate(src.stdout):
                     filt.feed(line)
+                    if n % 4096 == 0:
+                        progress.add(0)  # a long scan past other tables' events still reports
                     if filt.stop:
                         break
                 else:
