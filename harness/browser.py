@@ -21,7 +21,7 @@ from typing import Any
 import requests
 import websocket
 
-from harness.services import Process, require_binary, wait_for
+from harness.services import Process, refuse_in_fast_loop, require_binary, wait_for
 
 FLAGS = (
     "--headless",
@@ -50,6 +50,7 @@ class Chromium:
         self.pages: list[Page] = []
 
     def start(self, timeout: float = 30) -> Chromium:
+        refuse_in_fast_loop("Chromium")
         path = require_binary(self.binary)
         profile = self.workdir / "chromium-profile"
         profile.mkdir(parents=True, exist_ok=True)

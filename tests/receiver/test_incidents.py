@@ -94,6 +94,16 @@ def test_a_fix_that_does_not_help_is_tried_again_then_escalated_once(make_app, s
         "url": f"{standin.url}/job/stackmedic-restart/2/",
     }
 
+    [open_incident] = app.test_client().get("/api/v1/incidents").json["open"]
+    assert (open_incident["target"], open_incident["state"], len(open_incident["attempts"])) == (
+        "petclinic",
+        "escalated",
+        2,
+    )
+    assert (
+        open_incident["next"] == "nothing: a person is needed; then reset the breaker restart-app:petclinic"
+    )
+
     clock.advance(61)  # paged once per incident; Alertmanager's repeats change nothing
     assert post(app, firing) == {"breaker_open": 1}
     assert len(standin.posts()) == 2
