@@ -178,6 +178,7 @@ def reset_breaker(key: str):
             return None
         breaker.reset(row, now, keep_cooldown=keep)
         tx.save_breaker(row)
+        tx.clear_escalations(row.rule, row.target)
         said = f"{reason} (cooldown kept)" if keep else reason
         _audit(tx, now, Decision.RESET, row.target, who, said, rule=row.rule)
         return overview.breaker_view(tx, s, row, now)

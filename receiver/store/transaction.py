@@ -87,6 +87,14 @@ class Tx:
             )
         )
 
+    def clear_escalations(self, rule: str, target: str) -> int:
+        """A reset: the open incidents of rule and target are no longer escalated (a new one pages again)."""
+        return self.execute(
+            "UPDATE incidents SET escalated_at=NULL WHERE rule=? AND target=? AND resolved_at IS NULL"
+            " AND escalated_at IS NOT NULL",
+            (rule, target),
+        ).rowcount
+
     def open_incidents(self, fresh_after: float, limit: int = 200) -> list[Incident]:
         """Incidents not resolved whose alert was still sent after `fresh_after`, newest first."""
         rows = self.rows(

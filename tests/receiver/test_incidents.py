@@ -294,3 +294,27 @@ def test_an_incident_held_back_by_a_silence_does_not_mark_the_last_fix_ineffecti
     prompt = alert(starts_at="2027-01-15T08:10:30Z", fingerprint="fp-petclinic")
     clock.advance(35)
     assert post(app, prompt) == {"escalated": 1}
+
+
+def test_after_a_reset_the_same_incident_is_tried_again_and_escalated_again_if_it_still_fails(
+    make_app, standin
+):
+    clock = FakeClock()
+    app = make_app(clock=clock, breaker={**POLICY, "max_ineffective": 1})
+    firing = alert(starts_at=STARTS)
+    escalated = 'stackmedic_receiver_escalated{rule="restart-app",target="petclinic"}'
+    assert post(app, firing) == {"triggered": 1}
+    builds_done(app, standin, 1)
+    clock.advance(61)
+    assert post(app, firing) == {"ineffective": 1, "escalated": 1}
+    assert metric(app, escalated) == 1.0
+    reset = "/api/v1/breakers/restart-app:petclinic/reset"
+    assert app.test_client().post(reset, json={"author": "ana"}, headers=AUTH).status_code == 200
+    assert metric(app, escalated) == 0.0  # a person took it over
+    clock.advance(5)
+    assert post(app, firing) == {"triggered": 1}
+    assert actions(app)[-1]["reason"] == "attempt 2 for this incident: action #1 did not fix it"
+    builds_done(app, standin, 2)
+    clock.advance(61)
+    assert post(app, firing) == {"ineffective": 1, "escalated": 1}
+    assert metric(app, 'stackmedic_receiver_escalations_total{rule="restart-app",target="petclinic"}') == 2.0
