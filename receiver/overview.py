@@ -42,7 +42,7 @@ def _next(
     if rule is not None and last is not None:
         step = lifecycle.progress(incident, last, rule.policy, now)
         if step.stage == lifecycle.Stage.SETTLING:
-            return "settling", "if it still fires then, it did not help: another action", step.until
+            return "settling", "another action if it still fires at", step.until
         if row is not None and step.stage != lifecycle.Stage.NEW:
             return "waiting", "another action at the alert's next repeat, within the breaker", None
     if rule is not None and row is not None:
