@@ -9,6 +9,11 @@ so a scrape reads only new or re-verified ones. Sample::
     stackmedic_backup_newest_timestamp_seconds{database="petclinic"} 1.7e+09
     stackmedic_backup_newest_verified_timestamp_seconds{database="petclinic"} 1.7e+09
     stackmedic_backup_newest_size_bytes{database="petclinic"} 12345
+    stackmedic_backup_newest_verify_status{database="petclinic",status="ok"} 1
+
+The newest backup's own verification is reported (ok, failed, suspicious, unverified; none
+when there is no backup yet): a corrupt newest backup is seen when it is made, not when a
+restore needs it.
 """
 
 from __future__ import annotations
@@ -46,6 +51,14 @@ NEWEST_SIZE = MetricSpec(
     "backup_newest_size_bytes", "gauge", "Size of the newest complete backup, 0 when none.", ("database",)
 )
 
+VERIFY_STATUSES = ("ok", "failed", "suspicious", "unverified", "none")
+VERIFY_STATUS = MetricSpec(
+    "backup_newest_verify_status",
+    "gauge",
+    "1 for the verification status of the newest complete backup (none: no backup), 0 for the others.",
+    ("database", "status"),
+)
+
 
 @dataclass(frozen=True)
 class Backup:
@@ -54,6 +67,17 @@ class Backup:
     created: float
     size: int
     verified_ok: bool
+    verify_status: str = "unverified"
+
+
+def verify_status(data: dict) -> str:
+    """ok, failed, suspicious or unverified, as the jobs' Manifest.verify_status says it."""
+    verified = data.get("verified")
+    if not verified:
+        return "unverified"
+    if verified.get("ok") is not True:
+        return "failed"
+    return "suspicious" if data.get("status") == "suspicious" else "ok"
 
 
 def parse_time(text: str) -> float:
@@ -69,14 +93,16 @@ def read_manifest(path: Path, database: str) -> Backup:
     if data.get("file") != path.name[: -len(".json")]:
         raise ValueError("manifest names another file")
     verified = data.get("verified") or {}
-    return Backup(parse_time(data["created"]), int(data["size_bytes"]), verified.get("ok") is True)
+    return Backup(
+        parse_time(data["created"]), int(data["size_bytes"]), verified.get("ok") is True, verify_status(data)
+    )
 
 
 class BackupsCheck(Check):
     """Count, newest, newest verified and newest size of each database's backups."""
 
     kind = "backups"
-    metrics = (NEWEST, NEWEST_VERIFIED, COMPLETE, NEWEST_SIZE)
+    metrics = (NEWEST, NEWEST_VERIFIED, COMPLETE, NEWEST_SIZE, VERIFY_STATUS)
 
     def __init__(self, directory: str, databases: Sequence[str] | None = None, timeout: float = 5.0):
         super().__init__("backups", timeout)
@@ -112,6 +138,9 @@ class BackupsCheck(Check):
             out.add(NEWEST, newest.created if newest else 0, db)
             out.add(NEWEST_VERIFIED, max(verified, default=0), db)
             out.add(NEWEST_SIZE, newest.size if newest else 0, db)
+            status = newest.verify_status if newest else "none"
+            for candidate in VERIFY_STATUSES:
+                out.add(VERIFY_STATUS, 1 if candidate == status else 0, db, candidate)
         self._cache = {k: v for k, v in self._cache.items() if k in live}
 
     def _backups(self, db: str, live: set[str]) -> list[Backup]:
@@ -153,3 +182,5 @@ class BackupsCheck(Check):
             out.add(NEWEST, 0, db)
             out.add(NEWEST_VERIFIED, 0, db)
             out.add(NEWEST_SIZE, 0, db)
+            for candidate in VERIFY_STATUSES:  # unknown while the check fails: none of them
+                out.add(VERIFY_STATUS, 0, db, candidate)

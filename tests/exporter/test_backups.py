@@ -11,7 +11,15 @@ from stackmedic.exporter.checks.backups import BackupsCheck
 from tests.exporter.helpers import scrape
 
 
-def write_backup(folder, db: str, stamp: str, size: int = 100, verified: dict | None = None, manifest=True):
+def write_backup(
+    folder,
+    db: str,
+    stamp: str,
+    size: int = 100,
+    verified: dict | None = None,
+    manifest=True,
+    status: str | None = None,
+):
     """A dump and (unless manifest=False) its manifest, as the backup job leaves them."""
     d = folder / db
     d.mkdir(parents=True, exist_ok=True)
@@ -29,6 +37,8 @@ def write_backup(folder, db: str, stamp: str, size: int = 100, verified: dict | 
             "tables": {"owners": 10},
             "verified": verified,
         }
+        if status is not None:
+            doc["status"] = status
         (d / f"{name}.json").write_text(json.dumps(doc))
     return created.timestamp()
 
@@ -55,6 +65,37 @@ def test_newest_count_size_and_verified(tmp_path):
     assert values(reg, "petclinic") == (3, t3, t1, 30)
     # configured, nothing there: still reported
     assert values(reg, "wordpress") == (0, 0, 0, 0)
+
+
+def statuses(reg, db: str) -> list[str]:
+    """The statuses of stackmedic_backup_newest_verify_status at 1 (exactly one when known)."""
+    return [
+        s
+        for s in ("ok", "failed", "suspicious", "unverified", "none")
+        if reg.get_sample_value("stackmedic_backup_newest_verify_status", {"database": db, "status": s}) == 1
+    ]
+
+
+def test_the_newest_backup_s_verification_is_reported(tmp_path):
+    ok = {"at": "2026-11-24T10:00:00Z", "ok": True, "reason": ""}
+    bad = {"at": "2026-11-24T10:00:00Z", "ok": False, "reason": "gunzip failed"}
+    write_backup(tmp_path, "petclinic", "20261122T093000Z", verified=ok, status="ok")
+    write_backup(tmp_path, "petclinic", "20261123T093000Z", verified=bad)  # the newest: failed
+    write_backup(tmp_path, "wordpress", "20261123T093000Z", verified=ok, status="suspicious")
+    write_backup(tmp_path, "shop", "20261123T093000Z", verified=ok)  # before verify judged trust
+    write_backup(tmp_path, "blog", "20261123T093000Z")
+    check = BackupsCheck(str(tmp_path), ["petclinic", "wordpress", "shop", "blog", "new"])
+    reg = scrape([check])
+    assert {db: statuses(reg, db) for db in ("petclinic", "wordpress", "shop", "blog", "new")} == {
+        "petclinic": ["failed"],
+        "wordpress": ["suspicious"],
+        "shop": ["ok"],
+        "blog": ["unverified"],
+        "new": ["none"],  # a fresh install: no backup yet
+    }
+    # a newer, good backup: the failed one no longer matters
+    write_backup(tmp_path, "petclinic", "20261124T093000Z", verified=ok, status="ok")
+    assert statuses(scrape([check]), "petclinic") == ["ok"]
 
 
 def test_incomplete_and_temporary_files_are_not_backups(tmp_path):
