@@ -194,7 +194,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
-        return int(exc.code or 0) and errors.USAGE
+        if not exc.code:
+            return errors.OK  # --help, --version
+        words = list(sys.argv[1:] if argv is None else argv)
+        command = next((w for w in words if w in SUBCOMMANDS), None)
+        if command:  # a job's one result line, even for arguments argparse refused (stderr says which)
+            Emitter()(
+                {
+                    "status": "refused",
+                    "command": command,
+                    "error": "invalid arguments",
+                    "exit_code": errors.USAGE,
+                }
+            )
+        return errors.USAGE
     cli.setup_logging(args)
     try:
         config = jobs_config.load(args.config_file)

@@ -272,13 +272,27 @@ def _from_backup(config, database, report, options, cur, backup, scope, now) -> 
                 f"tables of {live} were written during the restore, nothing was replaced:"
                 " stop the application's writes, or restore only the broken tables"
             )
-        report.rollback_point = swap_in(cur, live, load, incoming, displaced, scope is None, backup.name, now)
-        report.restored = True
         report.tables = incoming
+        try:
+            report.rollback_point = swap_in(
+                cur, live, load, incoming, displaced, scope is None, backup.name, now
+            )
+        except sw.SwapIncomplete:
+            report.restored = True  # the data is in: say so, and that the rest is pending
+            raise
+        report.restored = True
     finally:
-        schemas.drop(cur, load)
+        _cleanup(cur, load)
     report.status = "ok"
     return report
+
+
+def _cleanup(cursor, load: str) -> None:
+    """Drop the scratch copy; a failure here is a leftover for the next run, not a failed restore."""
+    try:
+        schemas.drop(cursor, load)
+    except Exception as exc:  # noqa: BLE001 - the next run's tidy() drops it
+        log.warning("scratch copy left behind schema=%s error=%s", load, exc)
 
 
 def _end_of_log(database: Database) -> tuple[str, int] | None:
@@ -339,6 +353,8 @@ def swap_in(cursor, live, source, incoming, displaced, whole, origin, now) -> st
     plan = sw.Plan(live, source, point, incoming, displaced, whole, in_objects, out_objects)
     try:
         sw.swap(cursor, plan)
+    except sw.SwapIncomplete:
+        raise
     except JobError:
         schemas.drop(cursor, point)
         raise

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 JOURNAL = schemas.OBJECTS_TABLE
 
 
+class SwapIncomplete(JobError):
+    """The RENAME happened; a step after it failed and is left for the next run."""
+
+
 @dataclass
 class Plan:
     """What one swap moves: `incoming` tables of `source` into `live`, `displaced` live tables out."""
@@ -118,7 +122,13 @@ def swap(cursor, plan: Plan, before_rename=None) -> None:
     except pymysql.err.MySQLError as exc:
         raise JobError(f"the server refused the swap, nothing was replaced: {exc.args[-1]}") from None
     log.info("swapped database=%s tables=%s", plan.live, ",".join(plan.incoming))
-    complete(cursor, plan)
+    try:
+        complete(cursor, plan)
+    except pymysql.err.MySQLError as exc:
+        raise SwapIncomplete(
+            f"the tables were swapped in, but re-creating triggers or moving the old tables failed"
+            f" (the next restore or rollback finishes it): {exc.args[-1]}"
+        ) from None
 
 
 def complete(cursor, plan: Plan) -> None:

@@ -404,3 +404,32 @@ def test_replayed_rows_keep_every_odd_value_exactly(stack: JobStack):
     assert result.rc == errors.OK, result.err
     assert one_json(result)["replayed_events"] == 5
     assert stack.snapshot() == expected
+
+
+def test_until_stops_the_replay_at_the_given_time(stack: JobStack):
+    _with_binlog_accounts(stack)
+    run_backup(stack.config, stack.database, now=lambda: T0)
+    now = int(datetime.now(UTC).timestamp())
+    # binary log events carry the statement's TIMESTAMP: no waiting for the clock
+    stack.execute(
+        f"SET TIMESTAMP = {now + 100}",
+        "INSERT INTO specialties (name) VALUES ('before the mistake')",
+        f"SET TIMESTAMP = {now + 200}",
+        "INSERT INTO specialties (name) VALUES ('after the mistake')",
+    )
+    until = datetime.fromtimestamp(now + 150, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = stack.run("restore", "--database", stack.db, "--tables", "specialties", "--until", until)
+    assert result.rc == errors.OK, result.err
+    assert one_json(result)["replayed_events"] == 1
+    names = [r[0] for r in rows(stack, "SELECT name FROM specialties")]
+    assert "before the mistake" in names and "after the mistake" not in names
+
+    bad = stack.run("restore", "--database", stack.db, "--until", "yesterday")
+    assert bad.rc == errors.USAGE
+    assert "invalid time 'yesterday': give UTC as 2026-11-24T09:30:00Z" in bad.err
+    assert one_json(bad) == {
+        "status": "refused",
+        "command": "restore",
+        "error": "invalid arguments",
+        "exit_code": 2,
+    }
