@@ -83,7 +83,7 @@ def test_a_fix_that_does_not_help_is_tried_again_then_escalated_once(make_app, s
     assert metric(app, 'stackmedic_receiver_escalations_total{rule="restart-app",target="petclinic"}') == 1.0
     assert metric(app, 'stackmedic_receiver_escalated{rule="restart-app",target="petclinic"}') == 1.0
     assert metric(app, 'stackmedic_receiver_incident_attempts{rule="restart-app",target="petclinic"}') == 2.0
-    wait_for(lambda: hook.events, 5, "the escalation notification")
+    wait_for(lambda: [e for e in hook.events if e["event"] == "escalated"], 5, "the escalation notification")
     [event] = [e for e in hook.events if e["event"] == "escalated"]
     assert (event["rule"], event["target"], event["attempts"]) == ("restart-app", "petclinic", 2)
     assert event["severity"] == "critical"
