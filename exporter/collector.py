@@ -15,7 +15,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 
@@ -96,9 +96,19 @@ class ScrapeRunner:
                     pending[check.check_label] = (deadline, check, running[0], running[1], False)
         results = [head]
         in_order = [pending[c.check_label] for c in self.checks]  # the exposition keeps config order
+        self._wait(in_order)
         for deadline, check, future, began, ours in sorted(in_order, key=lambda p: p[0]):
             results.append(self._result(check, future, deadline, began, ours))
         return results
+
+    def _wait(self, pending: list[tuple[float, Check, Future, float, bool]]) -> None:
+        """Wait for the runs until each one's deadline, waking once for all that finish in
+        time rather than once per check (each wake-up is a thread switch)."""
+        for deadline in sorted({p[0] for p in pending}):
+            running = [p[2] for p in pending if p[0] >= deadline and not p[2].done()]
+            if not running:
+                return
+            wait(running, timeout=max(0.0, deadline - self.clock()))
 
     def collect(self, budget: float) -> Iterator[Metric]:
         """Metric families of one scrape."""

@@ -179,10 +179,10 @@ def test_overlapping_scrape_shares_the_run_in_flight():
     joined = threading.Event()
 
     class Observed(ScrapeRunner):
-        def _result(self, check, future, deadline, began, ours):
-            if not ours:
+        def _wait(self, pending):
+            if not all(ours for *_, ours in pending):
                 joined.set()  # the second scrape is about to wait on the first one's run
-            return super()._result(check, future, deadline, began, ours)
+            return super()._wait(pending)
 
     runner = Observed([slow])
     results: list = []
