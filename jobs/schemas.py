@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 
 from . import db as dbc
 from . import manifest as mf
+from .scratch import RESTORE_PREFIX
 
 log = logging.getLogger(__name__)
 
-PREFIX = "stackmedic_restore_"
+PREFIX = RESTORE_PREFIX  # granted to the restore account only (jobs/grants.py)
 LOAD = "load"
 ROLLBACK = "rb"
 # A table inside a rollback point holding the definitions of what the swap moves
