@@ -85,3 +85,44 @@ def test_passwords_come_from_file_or_environment_and_never_show(tmp_path: Path, 
         UsageError, match=r"password of backup: the environment variable is not set \(name not shown\)"
     ):
         jc.User("backup", password_env="NOPE_PW").password()
+
+
+def _one_database(**changes) -> dict:
+    db = {
+        "connection": {"port": 3306},
+        "backup_user": {"user": "b"},
+        "restore_user": {"user": "r"},
+        "verify_user": {"user": "v"},
+        "backup_dir": "/var/backups/stackmedic",
+        "required_tables": ["owners"],
+    }
+    return {"databases": {"petclinic": {**db, **changes}}}
+
+
+def test_required_tables_cannot_be_empty_for_a_database_restore_acts_on():
+    # Issue 10 defect 6: with [] restore "succeeded" from a backup that lacked owners.
+    with pytest.raises(ConfigError) as info:
+        jc.parse(_one_database(required_tables=[]))
+    assert info.value.lines() == [
+        "config error: databases.petclinic.required_tables: must name at least one table: restore acts on"
+        " this database and checks these tables in every backup before it trusts one"
+    ]
+
+
+def test_trust_and_retention_settings_are_checked():
+    with pytest.raises(ConfigError) as info:
+        jc.parse(
+            _one_database(trust={"max_row_drop": 1.5, "future_skew": "soon"}, retention={"max_clock_gap": -1})
+        )
+    assert sorted(info.value.lines()) == [
+        "config error: databases.petclinic.retention.max_clock_gap: duration must not be negative",
+        "config error: databases.petclinic.trust.future_skew: invalid duration 'soon': expected e.g. 500ms, 10s, 5m, 1h",
+        "config error: databases.petclinic.trust.max_row_drop: expected a ratio between 0 and 1 (exclusive), got 1.5",
+    ]
+    db = jc.parse(_one_database(trust={"future_skew": "1m"})).database("petclinic")
+    assert (db.trust.future_skew, db.trust.max_row_drop, db.retention.max_clock_gap) == (
+        60.0,
+        0.5,
+        36 * 3600.0,
+    )
+    assert db.binlog_user is None and db.verify_user.user == "v"
