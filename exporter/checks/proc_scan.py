@@ -124,12 +124,17 @@ class ProcScanner:
         if not self._use_proc:
             yield from self._psutil_scan()
             return
-        live = set()
+        cache, live = self._cache, {}
+        stats, pread = self._stats, os.pread
         listed = [entry for entry in os.listdir(self.proc) if entry.isdigit()]
-        for gone in self._stats.keys() - set(listed):
-            os.close(self._stats.pop(gone))
+        for gone in stats.keys() - set(listed):
+            os.close(stats.pop(gone))
         for entry in listed:
-            data = self._stat(entry)
+            fd = stats.get(entry)
+            try:
+                data = pread(fd, 4096, 0) if fd is not None else self._stat(entry)
+            except OSError:
+                data = self._stat(entry)  # exited; the pid may be a new process's now
             if not data:
                 continue  # gone
             rpar = data.rindex(b")")
@@ -137,15 +142,14 @@ class ProcScanner:
             fields = data[rpar + 2 :].split(maxsplit=22)
             if fields[0] in (b"Z", b"X"):
                 continue  # a zombie is not running
-            key = (entry, fields[19], data[: rpar + 1])  # pid, start time, name: new process or exec
-            live.add(key)
-            info = self._cache.get(key)
+            key = (fields[19], data[: rpar + 1])  # start time, "pid (name)": new process or exec
+            info = cache.get(key)
             if info is None:
                 comm = data[data.index(b"(") + 1 : rpar]
-                info = self._cache[key] = self._info(entry, comm, int(fields[19]))
+                info = self._info(entry, comm, int(fields[19]))
+            live[key] = info
             yield info, int(fields[21]) * PAGE_SIZE, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        if len(self._cache) > len(live):
-            self._cache = {k: v for k, v in self._cache.items() if k in live}
+        self._cache = live
 
     def _info(self, pid: str, comm: bytes, started: int) -> ProcInfo:
         exe, cmdline = self._details(pid, comm)
