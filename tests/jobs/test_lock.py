@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from stackmedic.jobs.errors import LOCKED, Locked
+from stackmedic.jobs.errors import FAILED, LOCKED, JobError, Locked
 from stackmedic.jobs.lock import DirLock
 
 
@@ -53,3 +54,31 @@ def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path):
     with DirLock(tmp_path, "restore", wait=10, clock=clock, sleep=sleep, poll=0.5):
         assert "job=restore" in (tmp_path / ".lock").read_text()
     assert clock.now == 1.0
+
+
+def test_a_planted_symlink_is_refused_and_its_target_left_alone(tmp_path: Path):
+    # Issue 13 defect 13: the lock followed a planted .lock symlink and emptied its target.
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n")
+    directory = tmp_path / "db"
+    directory.mkdir()
+    (directory / ".lock").symlink_to(victim)
+    with pytest.raises(JobError) as info:
+        DirLock(directory, "prune").__enter__()
+    assert (
+        str(info.value)
+        == f"{directory / '.lock'} is a symbolic link: refusing to use it as the lock (remove it)"
+    )
+    assert info.value.exit_code == FAILED
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_planted_hard_link_is_refused_and_its_target_left_alone(tmp_path: Path):
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n")
+    directory = tmp_path / "db"
+    directory.mkdir()
+    os.link(victim, directory / ".lock")
+    with pytest.raises(JobError, match=r"\.lock is a file with 2 links: refusing to use it as the lock"):
+        DirLock(directory, "prune").__enter__()
+    assert victim.read_text() == "precious\n"
