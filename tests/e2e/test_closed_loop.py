@@ -96,6 +96,12 @@ def test_a_dropped_table_is_restored_from_the_newest_verified_backup(world: Worl
     assert result["tables"] == ["owners"] and "safety_dump" not in result and result["rollback_point"]
     assert performed[0]["labels"]["severity"] == "info"
     assert performed[0]["labels"]["rule"] == "restore-database"
+    # the notification and the audit name the database and the backup (the build's description)
+    assert performed[0]["labels"]["target"] == DATABASE
+    assert world.backup_file in performed[0]["annotations"]["description"]
+    [action] = [d for d in loop.decisions() if d["build"]]
+    assert action["build"]["report"] == result
+    assert action["build"]["summary"].startswith(f"restored {DATABASE} from {world.backup_file} (")
     assert world.answers()
 
 
