@@ -32,6 +32,11 @@ _STATE = re.compile(
     rb"^(?:SET (?:TIMESTAMP=|INSERT_ID=|LAST_INSERT_ID=|@@session\.)[^\n]*/\*!\*/;|/\*!\\C [^\n]*\*//\*!\*/;)\s*$"
 )
 _WORD = r"`?[A-Za-z0-9_$]+`?"
+_SCHEMA_DDL = re.compile(
+    r"^\s*(?:/\*!\d*\s*)?(?:CREATE|ALTER|DROP|RENAME)\b(?!\s+(?:USER|ROLE|DATABASE|SCHEMA|SERVER)\b)"
+    r"|^\s*(?:/\*!\d*\s*)?(?:CREATE|DROP)\s+(?:OR\s+REPLACE\s+)?(?:DEFINER|TEMPORARY|ALGORITHM|SQL)",
+    re.I,
+)
 
 
 @dataclass
@@ -241,7 +246,8 @@ class BinlogFilter:
         return self.stream_db == self.scratch or bool(self._qualified_live.search(text))
 
     def _keep_ddl(self, group: _Group, statement: str) -> bool:
-        if not self._in_live(group, statement):
+        # Schema changes only: GRANT, CREATE USER, ANALYZE, FLUSH... are not the database's data.
+        if not _SCHEMA_DDL.match(statement) or not self._in_live(group, statement):
             return False
         return self._mentions is None or bool(self._mentions.search(statement))
 

@@ -32,6 +32,7 @@ from . import manifest as mf
 from .binlog_filter import BinlogFilter, Stop
 from .catalog import Backup
 from .config import Database, JobsConfig
+from .definer import rewrite
 from .errors import LoadError
 from .progress import Progress
 from .row_replay import RowApplier, parse_rows
@@ -208,7 +209,7 @@ class Batch:
         """One kept transaction (row lines) or DDL statement."""
         if statement:
             self.flush()
-            self._run(statement)
+            self._run(rewrite(statement.encode("utf-8")).decode("utf-8"))  # DEFINER=CURRENT_USER
             self.applier.forget()
             self.progress.add(1)
             return

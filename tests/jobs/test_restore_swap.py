@@ -433,3 +433,22 @@ def test_until_stops_the_replay_at_the_given_time(stack: JobStack):
         "error": "invalid arguments",
         "exit_code": 2,
     }
+
+
+def test_a_dropped_database_comes_back_with_everything_done_after_the_backup(stack: JobStack):
+    _with_binlog_accounts(stack)
+    run_backup(stack.config, stack.database, now=lambda: T0)
+    _after_the_backup(stack)  # new rows, a new table, updates
+    stack.execute(
+        "CREATE TRIGGER invoices_positive BEFORE INSERT ON invoices FOR EACH ROW SET NEW.id = ABS(NEW.id)",
+        "GRANT SELECT ON *.* TO CURRENT_USER",  # not the database's: never replayed
+        "INSERT INTO invoices VALUES (-3, 2003)",
+    )
+    expected = stack.snapshot()
+    stack.mariadb.execute(f"DROP DATABASE `{stack.db}`")
+
+    result = stack.run("restore", "--database", stack.db)
+    assert result.rc == errors.OK, result.err
+    report = one_json(result)
+    assert "lost_window" not in report and report["replayed_events"] == 7  # the GRANT is not replayed
+    assert stack.snapshot() == expected
