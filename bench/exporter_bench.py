@@ -264,11 +264,9 @@ def stack_config(bench: Bench, t: dict) -> dict:
     apps = t["app_ports"]
     return {
         "system": {"filesystems": ["/"]},
-        "containers": {
-            "docker_url": docker.base_url,
-            "services": [{"name": n} for n in ("petclinic", "wordpress", "mysql", "jenkins")],
-        },
-        "docker_space": {"docker_url": docker.base_url},
+        "docker": {"url": docker.base_url},
+        "containers": {"services": [{"name": n} for n in ("petclinic", "wordpress", "mysql", "jenkins")]},
+        "docker_space": {},
         "processes": {
             "groups": [
                 {"group": "mysqld", "name": "^(mysqld|mariadbd)$"},
@@ -416,7 +414,26 @@ def table(exporters: list[Exporter], scrapes: int) -> list[str]:
         f"(target <= 1); stackmedic median {statistics.median(ours.latencies) * 1000:.1f} ms (target <= 15 ms); "
         f"RSS {ours.rss_kib / 1024:.1f} MiB (target <= 40 MiB)."
     )
+    node = next((p for p in peers if p.name == "node_exporter"), None)
+    if node is not None:
+        rows.append("")
+        rows.append(against_node(ours, node, scrapes))
     return rows
+
+
+def against_node(ours: Exporter, node: Exporter, scrapes: int) -> str:
+    """The full stack against node_exporter doing the host alone (issue 9's speed targets)."""
+
+    def cpu(e: Exporter) -> float:
+        return (e.cpu_end - e.cpu_start) / scrapes
+
+    median = statistics.median(ours.latencies) / statistics.median(node.latencies)
+    return (
+        f"stackmedic's full scrape against node_exporter's host alone, same run: median ratio "
+        f"**{median:.2f}** (target <= 1), CPU per scrape ratio **{cpu(ours) / cpu(node):.2f}** "
+        f"(target <= 1), RSS **{ours.rss_kib / 1024:.1f} MiB** (target <= 40 MiB; node_exporter "
+        f"{node.rss_kib / 1024:.1f} MiB)."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
