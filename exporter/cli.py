@@ -12,7 +12,7 @@ import threading
 
 import voluptuous as vol
 
-from stackmedic import __version__, cli
+from stackmedic import __version__, cli, webconfig
 from stackmedic.config import ConfigError, listen_address
 
 from . import config as exporter_config
@@ -37,6 +37,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         dest="listen",
         default=DEFAULT_LISTEN,
         help=f"address to serve /metrics on (default {DEFAULT_LISTEN})",
+    )
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        default="",
+        help="TLS and basic auth, in the format of Prometheus' exporter-toolkit (docs/metrics.md)",
     )
     return p.parse_args(argv)
 
@@ -70,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load(args.config_file)
         host, port = listen_address(args.listen)
+        web_config = webconfig.load(args.web_config)
     except ConfigError as exc:
         return cli.config_errors(exc)
     except vol.Invalid as exc:  # from listen_address
@@ -83,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = ScrapeRunner(checks, config["scrape"]["max_concurrency"], __version__)
     app = make_app(runner, config["scrape"]["timeout"], config["scrape"]["timeout_margin"])
     try:
-        server, _ = serve(app, host, port)
+        server, _ = serve(app, host, port, web_config=web_config)
     except OSError as exc:
         runner.close()
         return cli.cannot_listen("stackmedic-exporter", args.listen, exc)

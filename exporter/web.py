@@ -10,11 +10,12 @@ from __future__ import annotations
 import gzip
 import html
 import logging
-import socket
-import socketserver
 import threading
 from collections.abc import Callable, Iterable
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from stackmedic import webconfig
+from stackmedic.httpserver import Limits, Server
+from stackmedic.webconfig import Login, WebConfig
 
 from .collector import ScrapeRunner
 from .exposition import CONTENT_TYPE, TextEncoder
@@ -117,26 +118,26 @@ def _reply(
     return [body]
 
 
-class _Handler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's signature
-        log.debug("http request client=%s %s", self.client_address[0], format % args)
+def serve(
+    app: Callable,
+    host: str,
+    port: int,
+    limits: Limits | None = None,
+    web_config: WebConfig | None = None,
+) -> tuple[Server, threading.Thread]:
+    """Start serving `app` (behind `web_config`'s TLS and basic auth) in background threads.
+
+    stackmedic.httpserver holds idle and slow connections without a thread each: under a
+    container's PID limit, wsgiref's thread per connection let 60 idle sockets stop every
+    scrape. Returns the server (server_address has the real port) and its selector thread.
+    """
+    web_config = web_config or WebConfig()
+    if web_config.auth_required or web_config.headers:
+        app = webconfig.wsgi(app, web_config, on_failure=_log_failed_login)
+    server = Server(app, host, port, limits or Limits(), web_config.tls, ident="stackmedic-exporter").start()
+    assert server.thread is not None
+    return server, server.thread
 
 
-class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    """One thread per request: overlapping scrapes do not wait for each other."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class ThreadingServer6(ThreadingServer):
-    address_family = socket.AF_INET6
-
-
-def serve(app: Callable, host: str, port: int) -> tuple[ThreadingServer, threading.Thread]:
-    """Start serving `app` in a thread; returns the server (server_address has the real port)."""
-    server_class = ThreadingServer6 if ":" in host else ThreadingServer
-    server = make_server(host, port, app, server_class=server_class, handler_class=_Handler)
-    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-    thread.start()
-    return server, thread
+def _log_failed_login(login: Login) -> None:
+    log.debug("unauthorized request reason=%s", login.reason)

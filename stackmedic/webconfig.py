@@ -243,7 +243,10 @@ def load(path: str | Path | None) -> WebConfig:
     """The web configuration in `path`; the empty one when no file is given."""
     if not path:
         return WebConfig()
-    return parse(load_config(path, vol.Schema(object)), Path(path).resolve().parent)
+    try:
+        return parse(load_config(path, vol.Schema(object)), Path(path).resolve().parent)
+    except ConfigError as exc:  # say which file: the program's own --config.file has others
+        raise ConfigError((f"--web.config.file {p}".rstrip(), m) for p, m in exc.problems) from None
 
 
 def wsgi(app: Callable, config: WebConfig, on_failure: Callable[[Login], None] | None = None) -> Callable:
