@@ -129,7 +129,7 @@ def _filters() -> dict[str, str]:
 @bp.get("/actions")
 def actions():
     """The audit, newest first; filters decision, rule, target, state, since, until; paging by `before`."""
-    limit = _int_arg("limit", 100, 1, 1000)
+    limit = _int_arg("limit", 100, 1, 1000) or 100
     before = _int_arg("before", None, 1, MAX_ID)
     filters = _filters()
     since, until = _time_arg("since"), _time_arg("until")

@@ -23,7 +23,7 @@ from .incident_metrics import IncidentCollector
 from .intake import Intake
 from .metrics import ReceiverMetrics, StateCollector
 from .notify import Notifier
-from .rules import compile_rules
+from .rules import Rule, compile_rules
 from .store import open_store
 from .web import bp as web_bp
 
@@ -74,7 +74,7 @@ def _build_services(config: Config, clock: Callable[[], float], session: request
             retention=config.store.retention,
             clock=clock,
         )
-        dispatcher.flow.on_finished = lambda row: notifier.finished(row, by_name[row.rule].policy.notify_url)
+        dispatcher.flow.on_finished = lambda row: notifier.finished(row, _notify_url(by_name, row.rule))
     intake = Intake(
         store,
         rules,
@@ -86,6 +86,12 @@ def _build_services(config: Config, clock: Callable[[], float], session: request
         on_escalated=lambda e: notifier.escalated(e, by_name[e.rule].policy.notify_url),
     )
     return Services(config, store, rules, metrics, registry, intake, notifier, dispatcher, clock)
+
+
+def _notify_url(rules: Mapping[str, Rule], name: str | None) -> str | None:
+    """The rule's notify_url (None for a rule no longer configured)."""
+    rule = rules.get(name or "")
+    return rule.policy.notify_url if rule else None
 
 
 def _error(exc: HTTPException):

@@ -89,7 +89,7 @@ def evaluate(
     verdict_judged = None
     if not retry:
         judged = judge(last, policy, now, maintenance)
-    if judged is not None:
+    if judged is not None and last is not None:
         verdict_judged = (last.id, judged)
         row.ineffective = row.ineffective + 1 if judged else 0
         row.updated_at = now

@@ -118,8 +118,8 @@ def breakers(tx: Any, services: Any, now: float) -> list[dict[str, Any]]:
     return [breaker_view(tx, services, row, now) for row in tx.list_breakers()]
 
 
-def banners(services: Any, pauses: list[Pause]) -> list[dict[str, str]]:
-    out = []
+def banners(services: Any, pauses: list[Pause]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     if services.dry_run:
         out.append(
             {"level": "info", "text": "Dry-run mode: decisions are recorded, Jenkins is never called."}

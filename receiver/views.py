@@ -40,7 +40,7 @@ def action(row: Action) -> dict[str, Any]:
         "build": None,
     }
     if row.token:
-        out["build"] = {
+        build: dict[str, Any] = {
             "action_token": row.token,
             "state": row.state,
             "attempts": row.attempts,
@@ -57,6 +57,7 @@ def action(row: Action) -> dict[str, Any]:
             "summary": job_result.summary(row.description) or None,
             "report": job_result.parse(row.description),
         }
+        out["build"] = build
     return out
 
 

@@ -294,10 +294,10 @@ class Tx:
         """Newest first; `filters` are column=value (names checked by the caller), times inclusive."""
         where: list[str] = []
         args: list[Any] = []
-        for clause, value in (("id < ?", before), ("created_at >= ?", since), ("created_at <= ?", until)):
-            if value is not None:
+        for clause, bound in (("id < ?", before), ("created_at >= ?", since), ("created_at <= ?", until)):
+            if bound is not None:
                 where.append(clause)
-                args.append(value)
+                args.append(bound)
         for column, value in (filters or {}).items():
             where.append(f"{column}=?")
             args.append(value)
