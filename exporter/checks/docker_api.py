@@ -19,6 +19,8 @@ import urllib3
 from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool
 
+_HEADERS = {"Accept": "application/json"}
+
 
 class DockerError(Exception):
     """The engine answered with an error status, or not with JSON."""
@@ -65,12 +67,12 @@ class DockerApi:
         self._prefix: str | None = None
 
     def _get(self, path: str, timeout: float | None) -> Any:
-        resp = self._pool.request(
+        resp = self._pool.urlopen(
             "GET",
             path,
+            headers=_HEADERS,
             timeout=timeout if timeout is not None else self._pool.timeout,
             retries=False,
-            headers={"Accept": "application/json"},
         )
         if resp.status != 200:
             raise DockerError(f"GET {path}: HTTP {resp.status}: {resp.data[:200]!r}")
