@@ -78,6 +78,11 @@ def test_a_page_without_its_keyword_pages_a_person_after_bounded_attempts_then_a
     )
     assert builds(loop) == [("stackmedic-restart", SERVICE, "SUCCESS")] * 2
     assert loop.prometheus_alerts("StackAppDown", "firing")
+    # the receiver decided on every repeat: the watch on undecided healing never fired
+    assert loop.prometheus
+    fired = 'count_over_time(ALERTS{{alertname="{}", alertstate="firing"}}[1h])'
+    assert loop.prometheus.query(fired.format("StackAppDown"))  # the question can say yes
+    assert loop.prometheus.query(fired.format("StackRemediationUndecided")) == []
 
     # a person fixes the deploy: the audit does not claim stackmedic healed it
     (world.www / "index.html").write_text(PAGE)
