@@ -85,18 +85,33 @@ def cmd_prune(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
     from .prune import run_prune
 
     databases = list(config.databases.values()) if args.all_databases else [config.database(args.database)]
+    results, refused = [], []
     for database in databases:
         report = run_prune(database, dry_run=args.dry_run, lock_wait=args.lock_wait)
-        emit(
-            {
-                "job": "prune",
-                "database": database.name,
-                "status": "dry-run" if args.dry_run else "ok",
-                "kept": report.kept,
-                "deleted": report.deleted,
-                "leftovers": report.leftovers,
-            }
+        one: dict[str, Any] = {
+            "database": database.name,
+            "status": "refused" if report.refused else "dry-run" if args.dry_run else "ok",
+        }
+        if report.refused:
+            one["error"] = f"prune of {database.name} refused: {report.refused}"
+            refused.append(one["error"])
+        one.update(
+            kept=report.kept, deleted=report.deleted, leftovers=report.leftovers, orphans=report.orphans
         )
+        results.append(one)
+    if args.all_databases:
+        line: dict[str, Any] = {
+            "command": "prune",
+            "status": "refused" if refused else results[0]["status"] if results else "ok",
+        }
+        if refused:
+            line["error"] = "; ".join(refused)
+        line["databases"] = results
+    else:
+        line = {"command": "prune", **results[0]}
+    emit(line)
+    if refused:
+        raise JobError("; ".join(refused))
     return errors.OK
 
 

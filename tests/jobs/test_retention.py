@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from stackmedic.jobs.prune import Candidate, plan, plan_safety
+from stackmedic.jobs.config import Retention
+from stackmedic.jobs.prune import Candidate, clock_refusal, plan, plan_safety
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 
@@ -91,7 +92,58 @@ def test_now_in_another_timezone_counts_days_in_utc():
     assert p.delete == [b21.name]
 
 
-def test_safety_dumps_keep_the_newest_few():
+def test_safety_dumps_keep_the_newest_few_and_the_young_ones():
     dumps = [at(f"2026-11-2{i} 10:00:00") for i in range(1, 6)]
-    assert plan_safety(dumps, keep=2) == names(dumps[2], dumps[1], dumps[0])
-    assert plan_safety(dumps, keep=0) == names(dumps[3], dumps[2], dumps[1], dumps[0])
+    newest_backup = NOW
+    assert plan_safety(dumps, keep=2, newest_backup=newest_backup) == names(dumps[2], dumps[1], dumps[0])
+    assert plan_safety(dumps, keep=0, newest_backup=newest_backup) == names(
+        dumps[3], dumps[2], dumps[1], dumps[0]
+    )
+    # by age: the last 1.5 days are kept whatever their number
+    young = plan_safety(dumps, keep=1, now=NOW, keep_for=1.5 * 86400, newest_backup=newest_backup)
+    assert young == names(dumps[1], dumps[0])
+
+
+def test_a_safety_dump_newer_than_the_newest_backup_is_never_deleted():
+    # Issue 10 defect 9: a restore loop deleted the only safety dump holding the newer rows.
+    first = at("2026-11-20 10:00:00")  # taken before the first restore: the newer rows
+    loop = [at(f"2026-11-20 1{h}:00:00") for h in range(1, 8)]  # restores that kept failing
+    newest_backup = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    assert plan_safety([first, *loop], keep=2, now=NOW, newest_backup=newest_backup) == []
+    assert plan_safety([first, *loop], keep=2, now=NOW, newest_backup=None) == []  # no backup at all
+    after = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)  # a backup taken since holds those rows
+    assert len(plan_safety([first, *loop], keep=2, now=NOW, newest_backup=after)) == 6
+
+
+def _month_of_backups() -> list[Candidate]:
+    """78 backups: six a day (09:30 to 19:30 every two hours) for 13 days, the oldest verified."""
+    start = datetime(2026, 11, 11, 9, 30, tzinfo=UTC)
+    out = []
+    for day in range(13):
+        for slot in range(6):
+            when = start + timedelta(days=day, hours=2 * slot)
+            out.append(Candidate(f"db-{when:%Y%m%dT%H%M%SZ}.sql.gz", when, day == 0 and slot == 0))
+    return out
+
+
+def test_a_clock_30_days_ahead_deletes_nothing_and_says_why():
+    # Issue 10 defect 5: one run with the clock 30 days ahead deleted 66 of 78 backups.
+    backups = _month_of_backups()
+    retention = Retention(keep_last=12, keep_daily_days=14)
+    ahead = datetime(2026, 12, 23, 19, 30, tzinfo=UTC)  # newest backup 2026-11-23 19:30, +30 days
+    assert len(plan(backups, ahead, 12, 14).delete) == 65  # what the clock alone would do
+    assert clock_refusal(backups, ahead, retention) == (
+        "the clock (2026-12-23T19:30:00Z) is 30d 0h past the newest backup (db-20261123T193000Z.sql.gz),"
+        " more than max_clock_gap 1d 12h: by the clock prune would delete 65 of 78 backups, at the newest"
+        " backup's time 54; nothing deleted (check the clock, or take a backup first)"
+    )
+
+
+def test_a_normal_night_is_not_taken_for_a_clock_jump():
+    backups = _month_of_backups()
+    retention = Retention(keep_last=12, keep_daily_days=14)
+    night = datetime(2026, 11, 24, 3, 45, tzinfo=UTC)  # the prune cron, after the day's backups
+    assert clock_refusal(backups, night, retention) == ""
+    assert clock_refusal(backups, night + timedelta(days=1), retention) == ""  # one day missed
+    # a clock that went backwards keeps what it sees in the future: nothing more to delete
+    assert clock_refusal(backups, datetime(2026, 11, 1, tzinfo=UTC), retention) == ""
