@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from . import db as dbc
 from . import manifest as mf
-from .catalog import Backup
+from .catalog import Backup, complete_backups
 from .config import Database, JobsConfig
 from .dump import binlog_position, dump_to_file
 from .errors import JobError
@@ -85,12 +86,31 @@ def coordinates(database: Database, dump: Path) -> mf.BinlogPosition | None:
     return mf.BinlogPosition(file, position, gtid)
 
 
+SPACE_MARGIN = 0.25  # a database grows between two backups; a dump that dies of ENOSPC helps no one
+
+
+def check_space(directory: Path, database: str) -> None:
+    """Refuse before dumping when the free space is below the last backup's size plus the margin."""
+    last = next(iter(complete_backups(directory, database)), None)
+    if last is None:
+        return
+    st = os.statvfs(directory)
+    free = st.f_bavail * st.f_frsize
+    needed = int(last.manifest.size_bytes * (1 + SPACE_MARGIN))
+    if free < needed:
+        raise JobError(
+            f"not enough free space in {directory}: {free} bytes free, the last backup ({last.name})"
+            f" took {last.manifest.size_bytes} bytes, {needed} needed with a {SPACE_MARGIN:.0%} margin"
+        )
+
+
 def run_backup(
     config: JobsConfig, database: Database, now: Callable[[], datetime] = utcnow, lock_wait: float = 0.0
 ) -> Backup:
     """Make one complete backup of `database`; raise a JobError (and leave no backup) otherwise."""
     directory = ensure_dir(database.directory)
     with DirLock(directory, "backup", wait=lock_wait):
+        check_space(directory, database.name)
         dbc.check_server(database.connection, database.backup_user)
         created = now().astimezone(UTC).replace(microsecond=0)
         dest = directory / mf.backup_name(database.name, created)

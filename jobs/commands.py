@@ -23,7 +23,7 @@ def cmd_backup(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
     m = backup.manifest
     emit(
         {
-            "job": "backup",
+            "command": "backup",
             "database": database.name,
             "status": "ok",
             "file": m.file,
@@ -115,19 +115,41 @@ def cmd_prune(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
     return errors.OK
 
 
+def _list_state(backup, now, skew: float) -> str:
+    from .known_good import future_dated_reason
+
+    m = backup.manifest
+    if future_dated_reason(backup, now, skew):
+        return "FUTURE-DATED (ignored)"
+    return {
+        "unverified": "unverified",
+        "ok": "verified",
+        "failed": f"FAILED ({m.verified.reason if m.verified else ''})",
+        "suspicious": f"SUSPICIOUS ({m.status_reason})",
+    }[m.verify_status]
+
+
 def cmd_list(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
+    """Complete backups, newest first: a table, or with --json one line holding them all."""
+    from .known_good import utcnow
+
     databases = [config.database(args.database)] if args.database else list(config.databases.values())
+    now = utcnow()
+    listed = []
     for database in databases:
         for backup in complete_backups(database.directory, database.name):
-            m = backup.manifest
-            if args.json:
-                emit(m.to_json())
-                continue
-            if m.verified is None:
-                state = "unverified"
-            else:
-                state = "verified" if m.verified.ok else f"FAILED ({m.verified.reason})"
-            sys.stdout.write(f"{m.file}  {m.to_json()['created']}  {m.size_bytes:>12} B  {state}\n")
+            state = _list_state(backup, now, database.trust.future_skew)
+            listed.append({**backup.manifest.to_json(), "verify_status": backup.manifest.verify_status})
+            if state.startswith("FUTURE"):
+                listed[-1]["verify_status"] = "future-dated"
+            if not args.json:
+                m = backup.manifest
+                sys.stdout.write(f"{m.file}  {m.to_json()['created']}  {m.size_bytes:>12} B  {state}\n")
+    if args.json:
+        line: dict[str, Any] = {"command": "list", "status": "ok"}
+        if args.database:
+            line["database"] = args.database
+        emit({**line, "backups": listed})
     return errors.OK
 
 
