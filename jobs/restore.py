@@ -262,6 +262,9 @@ def _from_backup(config, database, report, options, cur, backup, scope, now) -> 
         )
         progress.finish()
         _replay(config, database, report, options, backup, load, incoming if scope else None, end)
+        if not scope:  # the whole database: with the tables the replay created after the backup
+            missing = check_load(cur, database, load, incoming, rows_required=not options.file)
+            incoming = sorted(dbc.base_tables(cur, load)) if not missing else incoming
         problem = check_load(cur, database, load, incoming, rows_required=not options.file)
         if problem:
             raise LoadError(problem)
