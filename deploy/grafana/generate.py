@@ -374,7 +374,7 @@ def now_panels() -> list[dict]:
         [target('count(ALERTS{alertstate="firing"}) or vector(0)', "firing", instant=True)],
         "none",
         thresholds(GREEN, (1, RED)),
-        w=4,
+        w=3,
     )
     healing = stat(
         "Healing alerts firing",
@@ -383,7 +383,23 @@ def now_panels() -> list[dict]:
         "none",
         thresholds(GREEN, (1, ORANGE)),
         runbook_links("StackAppDown", "StackDatabaseTablesMissing"),
-        w=4,
+        w=3,
+    )
+    escalated = stat(
+        "Escalated",
+        "Open incidents the automation gave up on (breaker opened or attempts spent while "
+        "the alert still fires): a person was paged.",
+        [
+            target(
+                "count(max by (rule, target) (stackmedic_receiver_escalated) > 0) or vector(0)",
+                "escalated",
+                instant=True,
+            )
+        ],
+        "none",
+        thresholds(GREEN, (1, RED)),
+        runbook_links("StackRemediationEscalated"),
+        w=3,
     )
     breakers_open = stat(
         "Breakers open",
@@ -392,7 +408,7 @@ def now_panels() -> list[dict]:
         "none",
         thresholds(GREEN, (1, RED)),
         runbook_links("StackRemediationBreakerOpen"),
-        w=4,
+        w=3,
     )
     paused = status_grid(
         "Automation",
@@ -429,7 +445,7 @@ def now_panels() -> list[dict]:
         [target('ALERTS{alertstate="firing"}', "")],
         [],
     )
-    return [row("Now"), firing, healing, breakers_open, paused, queue, receiver, alerts]
+    return [row("Now"), firing, healing, escalated, breakers_open, paused, queue, receiver, alerts]
 
 
 def action_panels() -> list[dict]:

@@ -433,10 +433,10 @@ def test_remediation_panels_show_the_action_that_happened(stack: Stack):
         (r["metric"]["rule"], r["metric"]["jenkins_job"], r["metric"]["result"]): float(r["value"][1])
         for r in stack.prometheus.query(substitute(panel["targets"][0]["expr"], values))
     }
-    assert builds[("restart", "stackmedic-restart", "SUCCESS")] > 0
-    assert builds[("restore", "stackmedic-restore", "SUCCESS")] == 0
+    assert builds[("restart-app", "stackmedic-restart", "SUCCESS")] > 0
+    assert builds[("restore-database", "stackmedic-restore", "SUCCESS")] == 0
     recovered = cells(stack, "remediation", "Incidents recovered", "rule", values)
-    assert recovered.get("restart", 0) > 0
+    assert recovered.get("restart-app", 0) > 0
     newest = cells(stack, "remediation", "Newest backup", "database", values)["dash_app"]
     verified = cells(stack, "remediation", "Newest verified backup", "database", values)["dash_app"]
     assert 4 * 60 < newest < 10 * 60 and 2 * 3600 - 60 < verified < 2 * 3600 + 600
