@@ -52,6 +52,31 @@ def _drop_owned_schemas(stack: JobStack):
         stack.mariadb.execute("SET FOREIGN_KEY_CHECKS = 0", f"DROP DATABASE IF EXISTS `{name}`")
 
 
+def exporter_sees(stack: JobStack) -> dict[str, tuple[float, float]]:
+    """(table_present, table_has_rows) per required table, as stackmedic-exporter's MySQL check reports them."""
+    from stackmedic.exporter.checks.mysql_check import MysqlCheck, MysqlServer
+
+    from tests.exporter.helpers import scrape
+
+    server = MysqlServer(
+        name="stack",
+        user="root",
+        password=stack.mariadb.root_password,
+        host=stack.mariadb.host,
+        port=stack.mariadb.port,
+        tables={stack.db: list(stack.required)},
+    )
+    reg = scrape([MysqlCheck(server)])
+    labels = {"server": "stack", "database": stack.db}
+    return {
+        t: tuple(
+            reg.get_sample_value(f"stackmedic_mysql_{m}", {**labels, "table": t})
+            for m in ("table_present", "table_has_rows")
+        )
+        for t in stack.required
+    }
+
+
 def rows(stack: JobStack, sql: str) -> list[tuple]:
     return stack.mariadb.execute(sql, db=stack.db)
 
@@ -293,10 +318,12 @@ def test_a_restore_killed_before_the_swap_leaves_the_live_database_as_it_was(
 
     kill_at(stack, tmp_path, where, "restore", "--database", stack.db)
     assert stack.snapshot() == damaged
+    assert exporter_sees(stack)["visits"] == (1, 0)  # still broken, so the alert keeps firing
     # the next run cleans up what the killed one left, then restores
     result = stack.run("restore", "--database", stack.db)
     assert result.rc == errors.OK, result.err
     assert stack.snapshot() == expected
+    assert set(exporter_sees(stack).values()) == {(1, 1)}
     assert [kind for _name, kind in owned_schemas(stack)] == ["rb"]
 
 
