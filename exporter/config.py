@@ -223,6 +223,8 @@ BACKUPS = {
     vol.Required("directory"): str,
     vol.Optional("databases"): _each(_identifier),
     vol.Optional("timeout", default=5.0): _positive_duration,
+    # backups dated further ahead than this are ignored and counted as future-dated
+    vol.Optional("future_skew", default=300.0): duration,
 }
 
 SCHEMA = vol.Schema(

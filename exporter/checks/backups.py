@@ -10,10 +10,15 @@ so a scrape reads only new or re-verified ones. Sample::
     stackmedic_backup_newest_verified_timestamp_seconds{database="petclinic"} 1.7e+09
     stackmedic_backup_newest_size_bytes{database="petclinic"} 12345
     stackmedic_backup_newest_verify_status{database="petclinic",status="ok"} 1
+    stackmedic_backups_future_dated{database="petclinic"} 0
 
 The newest backup's own verification is reported (ok, failed, suspicious, unverified; none
 when there is no backup yet): a corrupt newest backup is seen when it is made, not when a
-restore needs it.
+restore needs it. A backup dated more than `future_skew` after the exporter's clock is
+left out of every other series and counted in `backups_future_dated`: stamped 400 days
+ahead by a clock jump, it would otherwise be "the newest" and keep StackBackupStale quiet
+for 400 days (restore and verify ignore it too). "Newest verified" means verified and not
+suspicious (the jobs' `trusted`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +56,14 @@ COMPLETE = MetricSpec("backups_complete", "gauge", "Complete backups (those with
 NEWEST_SIZE = MetricSpec(
     "backup_newest_size_bytes", "gauge", "Size of the newest complete backup, 0 when none.", ("database",)
 )
+
+FUTURE_DATED = MetricSpec(
+    "backups_future_dated",
+    "gauge",
+    "Complete backups dated further in the future than the allowed clock skew (ignored by the other series).",
+    ("database",),
+)
+FUTURE_SKEW = 300.0  # the jobs' default trust.future_skew
 
 VERIFY_STATUSES = ("ok", "failed", "suspicious", "unverified", "none")
 VERIFY_STATUS = MetricSpec(
@@ -102,10 +116,19 @@ class BackupsCheck(Check):
     """Count, newest, newest verified and newest size of each database's backups."""
 
     kind = "backups"
-    metrics = (NEWEST, NEWEST_VERIFIED, COMPLETE, NEWEST_SIZE, VERIFY_STATUS)
+    metrics = (NEWEST, NEWEST_VERIFIED, COMPLETE, NEWEST_SIZE, VERIFY_STATUS, FUTURE_DATED)
 
-    def __init__(self, directory: str, databases: Sequence[str] | None = None, timeout: float = 5.0):
+    def __init__(
+        self,
+        directory: str,
+        databases: Sequence[str] | None = None,
+        timeout: float = 5.0,
+        future_skew: float = FUTURE_SKEW,
+        clock: Callable[[], float] = time.time,
+    ):
         super().__init__("backups", timeout)
+        self.future_skew = future_skew
+        self.clock = clock
         self.directory = Path(directory)
         self.databases = list(databases) if databases is not None else None
         self._cache: dict[str, tuple[tuple[int, int], Backup | None]] = {}
@@ -113,7 +136,9 @@ class BackupsCheck(Check):
 
     @classmethod
     def from_section(cls, section: dict) -> list[Check]:
-        return [cls(section["directory"], section.get("databases"), section["timeout"])]
+        return [
+            cls(section["directory"], section.get("databases"), section["timeout"], section["future_skew"])
+        ]
 
     def _database_names(self) -> list[str]:
         if self.databases is not None:
@@ -130,10 +155,13 @@ class BackupsCheck(Check):
 
     def run(self, out: Samples, deadline: Deadline) -> None:
         live: set[str] = set()
+        horizon = self.clock() + self.future_skew
         for db in self._database_names():
-            backups = self._backups(db, live)
+            found = self._backups(db, live)
+            backups = [b for b in found if b.created <= horizon]
             newest = max(backups, key=lambda b: b.created, default=None)
-            verified = [b.created for b in backups if b.verified_ok]
+            verified = [b.created for b in backups if b.verify_status == "ok"]
+            out.add(FUTURE_DATED, len(found) - len(backups), db)
             out.add(COMPLETE, len(backups), db)
             out.add(NEWEST, newest.created if newest else 0, db)
             out.add(NEWEST_VERIFIED, max(verified, default=0), db)
@@ -179,6 +207,7 @@ class BackupsCheck(Check):
     def blank(self, out: Samples, reason: str, elapsed: float) -> None:
         for db in self.databases if self.databases is not None else self._known:
             out.add(COMPLETE, 0, db)
+            out.add(FUTURE_DATED, 0, db)
             out.add(NEWEST, 0, db)
             out.add(NEWEST_VERIFIED, 0, db)
             out.add(NEWEST_SIZE, 0, db)

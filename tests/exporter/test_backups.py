@@ -143,3 +143,28 @@ def test_missing_directory_is_zeros(tmp_path):
     reg = scrape([BackupsCheck(str(tmp_path / "none"), ["petclinic"])])
     assert values(reg, "petclinic") == (0, 0, 0, 0)
     assert reg.get_sample_value("stackmedic_check_success", {"check": "backups"}) == 1
+
+
+def test_a_backup_dated_in_the_future_is_ignored_and_counted(tmp_path):
+    # Issue 10 defect 4: one backup stamped 400 days ahead won the freshness metrics.
+    ok = {"at": "2026-11-24T10:00:00Z", "ok": True, "reason": ""}
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC).timestamp()
+    t1 = write_backup(tmp_path, "petclinic", "20261124T093000Z", size=10, verified=ok, status="ok")
+    write_backup(tmp_path, "petclinic", "20271229T093000Z", size=99, verified=ok, status="ok")
+    write_backup(tmp_path, "petclinic", "20261124T120400Z", size=20)  # 4 minutes ahead: within the skew
+    check = BackupsCheck(str(tmp_path), ["petclinic", "wordpress"], clock=lambda: now)
+    reg = scrape([check])
+    t2 = datetime(2026, 11, 24, 12, 4, tzinfo=UTC).timestamp()
+    assert values(reg, "petclinic") == (2, t2, t1, 20)
+    assert reg.get_sample_value("stackmedic_backups_future_dated", {"database": "petclinic"}) == 1
+    assert reg.get_sample_value("stackmedic_backups_future_dated", {"database": "wordpress"}) == 0
+    assert statuses(reg, "petclinic") == ["unverified"]
+
+
+def test_a_suspicious_backup_is_not_the_newest_verified(tmp_path):
+    ok = {"at": "2026-11-24T10:00:00Z", "ok": True, "reason": ""}
+    t1 = write_backup(tmp_path, "petclinic", "20261123T093000Z", verified=ok, status="ok")
+    write_backup(tmp_path, "petclinic", "20261124T093000Z", verified=ok, status="suspicious")
+    reg = scrape([BackupsCheck(str(tmp_path), ["petclinic"])])
+    assert values(reg, "petclinic")[2] == t1
+    assert statuses(reg, "petclinic") == ["suspicious"]
