@@ -144,6 +144,9 @@ def run(rows: int, runs: int, workdir: Path, restore_runs: int = 3, events: int 
                 else:
                     ours_times.append(timed([*job, "backup", "--database", DB], env=env))
                     time.sleep(1.1)  # one backup per second: the next name must differ
+        server.create_user("bench_binlog", PASSWORD, binlog_grants())
+        if not runs:  # --runs 0: the restore benchmark alone
+            return {"restore": restore_run(server, workdir, job, env, restore_runs, events), "runs": 0}
         backups = sorted((workdir / "backups" / DB).glob("*.sql.gz"))
         manifest = json.loads(Path(str(backups[-1]) + ".json").read_text())
         server.execute("CREATE DATABASE stackmedic_restore_plainbench")
@@ -154,7 +157,6 @@ def run(rows: int, runs: int, workdir: Path, restore_runs: int = 3, events: int 
         load_s = timed(["bash", "-o", "pipefail", "-c", load])
         server.execute("DROP DATABASE stackmedic_restore_plainbench")
         verify_s = timed([*job, "verify", "--database", DB], env=env)
-        server.create_user("bench_binlog", PASSWORD, binlog_grants())
         restored = restore_run(server, workdir, job, env, restore_runs, events) if restore_runs else None
         return {
             "restore": restored,
@@ -257,6 +259,7 @@ def restore_run(server: MariaDB, workdir: Path, job: list[str], env: dict, runs:
         for f in (workdir / "backups" / DB / "safety").glob("*"):
             f.unlink()
     out.update(replay_run(server, workdir, job, env, root, events))
+    out["rows"] = int(server.execute(f"SELECT COUNT(*) FROM {DB}.visits")[0][0])
     return out
 
 
@@ -329,7 +332,11 @@ def restore_table(r: dict, command: str) -> str:
         [
             "### Restore (`stackmedic-job restore`: scratch schema, checks, atomic swap) vs plain loads",
             "",
-            f"Command: `{command}` (same run and database as the backup section above; binary logs on, ROW).  ",
+            f"Command: `{command}`  ",
+            f"Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}"
+            f" ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end), MariaDB"
+            f" {_server_version()} with binary logs (ROW); the backup section's database"
+            f" ({r.get('rows', 0):,} visits).  ",
             f"Medians of {len(r['whole'])} alternating runs.",
             "",
             "| what | time | ratio | target |",
@@ -372,15 +379,18 @@ def main(argv: list[str] | None = None) -> int:
     command = ".venv/bin/python -m bench.backup_bench" + (
         f" --rows {args.rows}" if args.rows != 1_300_000 else ""
     )
+    if args.runs != 5:
+        command += f" --runs {args.runs}"
     with tempfile.TemporaryDirectory(prefix="stackmedic-backup-bench-") as tmp:
         result = run(args.rows, args.runs, Path(tmp), args.restore_runs, args.events)
-    text = table(result, command)
+    text = table(result, command) if result["runs"] else ""
     print(text)  # noqa: T201
     if result["restore"]:
         restore_text = restore_table(result["restore"], command)
         print(restore_text)  # noqa: T201
     if not args.no_write:
-        write_section("backup", text)
+        if text:
+            write_section("backup", text)
         if result["restore"]:
             write_section("restore", restore_text)
     return 0
