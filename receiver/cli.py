@@ -49,7 +49,9 @@ def _check(path: str, config: config_mod.Config, rules_dir: str | None) -> int:
     """--config.check: the file is valid; with --rules.dir, every rule can match a shipped alert."""
     if rules_dir:
         try:
-            problems = rulecheck.unmatched(config.rules, rules_dir)
+            problems = rulecheck.unmatched(config.rules, rules_dir) + rulecheck.unhandled(
+                config.rules, rules_dir
+            )
         except rulecheck.RulesDirError as exc:
             print(f"config error: {exc}", file=sys.stderr)
             return 2

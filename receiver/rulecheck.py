@@ -5,6 +5,8 @@ A rule's `match` and `match_re` select alerts by labels that the alerting rule i
 parameter labels come from the series and are not checked here. A rule none of whose
 alerts sets matching labels is a rule that never fires: say so before it is deployed.
 A label value built from a template (`{{ $labels.x }}`) may be anything and matches.
+The other way round, an alert that carries `remediation` (Alertmanager routes it to the
+receiver) but that no rule matches would be dropped: it is named too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from .config import RuleConfig
 
 class RulesDirError(Exception):
     """The rules directory cannot be read as Prometheus rule files."""
+
+
+ROUTED = "remediation"  # the label that sends an alert to the receiver (deploy/alertmanager)
 
 
 def alert_labels(directory: str | Path) -> list[dict[str, str]]:
@@ -77,4 +82,20 @@ def unmatched(rules: Sequence[RuleConfig], directory: str | Path) -> list[tuple[
                     f"rule {rule.name!r} matches no alert in {directory}: none sets {', '.join(wanted) or 'any label'}",
                 )
             )
+    return problems
+
+
+def unhandled(rules: Sequence[RuleConfig], directory: str | Path) -> list[tuple[str, str]]:
+    """(key path, message) for every alert routed to the receiver that no rule matches."""
+    problems = []
+    for labels in alert_labels(directory):
+        if ROUTED not in labels or any(_matches(rule, labels) for rule in rules):
+            continue
+        problems.append(
+            (
+                "rules",
+                f'alert {labels["alertname"]!r} in {directory} carries {ROUTED}="{labels[ROUTED]}"'
+                " but no rule matches it: the receiver would drop it",
+            )
+        )
     return problems

@@ -54,3 +54,22 @@ def test_a_rules_dir_without_alerts_is_an_error(tmp_path, monkeypatch, capsys):
     assert (
         capsys.readouterr().err.strip() == f"config error: --rules.dir {empty}: no alerting rule in 0 file(s)"
     )
+
+
+def test_a_healing_alert_no_rule_matches_is_named(tmp_path, monkeypatch, capsys):
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    shipped = yaml.safe_load((RULES_DIR / "stackmedic-healing.yml").read_text())
+    shipped["groups"][0]["rules"].append(
+        {
+            "alert": "StackQueueStuck",
+            "expr": "vector(1)",
+            "labels": {"severity": "critical", "remediation": "drain"},
+        }
+    )
+    (rules_dir / "healing.yml").write_text(yaml.safe_dump(shipped))
+    assert check(tmp_path, monkeypatch, rules_dir=rules_dir) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"config error: rules: alert 'StackQueueStuck' in {rules_dir} carries remediation=\"drain\""
+        " but no rule matches it: the receiver would drop it"
+    ]
