@@ -64,6 +64,11 @@ def test_a_backup_dated_in_the_future_is_ignored_and_reported(stack: JobStack):
     assert named.rc == errors.NO_VALID_BACKUP
     assert named.err.strip().endswith(f"stackmedic-job verify: {future.name} is {reason}")
 
+    stack.execute("DROP TABLE owners")
+    restore = stack.run("restore", "--database", stack.db, "--dry-run")
+    assert restore.rc == errors.OK, restore.err
+    assert one_json(restore)["would_restore_from"] == good.name
+    assert {"file": future.name, "reason": reason} in one_json(restore)["skipped"]
     candidates = restore_candidates(stack.database)
     assert [b.name for b in candidates.usable] == [good.name]
     assert candidates.skipped == [{"file": future.name, "reason": reason}]
@@ -106,6 +111,15 @@ def test_a_sudden_drop_or_a_missing_table_makes_a_backup_suspicious(stack: JobSt
     again = one_json(stack.run("verify", "--database", stack.db))
     assert again["backups"][0]["reason"] == reason
 
+    stack.execute("DROP TABLE owners")
+    restore = stack.run("restore", "--database", stack.db, "--dry-run")
+    assert restore.rc == errors.OK, restore.err
+    planned = one_json(restore)
+    assert planned["would_restore_from"] == trusted.name
+    assert planned["skipped"] == [
+        {"file": later.name, "reason": f"suspicious: {reason}"},
+        {"file": doubtful.name, "reason": f"suspicious: {reason}"},
+    ]
     candidates = restore_candidates(stack.database, now=T0 + timedelta(hours=5))
     assert [b.name for b in candidates.usable] == [trusted.name]
     assert candidates.skipped == [
