@@ -440,3 +440,21 @@ def test_remediation_panels_show_the_action_that_happened(stack: Stack):
     newest = cells(stack, "remediation", "Newest backup", "database", values)["dash_app"]
     verified = cells(stack, "remediation", "Newest verified backup", "database", values)["dash_app"]
     assert 4 * 60 < newest < 10 * 60 and 2 * 3600 - 60 < verified < 2 * 3600 + 600
+
+
+def test_a_refused_login_is_not_a_database_down(stack: Stack):
+    """The real exporter and the shipped rules: a server refusing the exporter's login is
+    StackDatabaseLoginFailed, never StackDatabaseDown (which would stop the apps' restarts)."""
+
+    def alerts(name: str) -> dict[str, str]:
+        found = stack.prometheus.query(f'ALERTS{{alertname="{name}"}}')
+        return {r["metric"]["server"]: r["metric"]["alertstate"] for r in found}
+
+    wait_for(
+        lambda: "refused" in alerts("StackDatabaseLoginFailed"), 60, "StackDatabaseLoginFailed for 'refused'"
+    )
+    wait_for(lambda: "down" in alerts("StackDatabaseDown"), 60, "StackDatabaseDown for 'down'")
+    assert set(alerts("StackDatabaseDown")) == {"down"}
+    assert set(alerts("StackDatabaseLoginFailed")) == {"refused"}
+    reason = stack.prometheus.query('stackmedic_mysql_failure_reason{server="refused"} == 1')
+    assert [r["metric"]["reason"] for r in reason] == ["auth"]
