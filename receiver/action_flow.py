@@ -5,6 +5,11 @@ actuator holds it) -> `building` (it runs) -> `done` with a result; or `failed` 
 refused or every attempt failed. Every step is saved under this replica's ownership; a save
 that finds the action owned by another replica raises `Lost` and the worker lets go.
 
+Ownership is proven at the moment of sending: the actuator calls `confirm` once it holds its
+connection slot, immediately before the request; `confirm` compares and bumps the action's
+fencing version (`fence`) in one transaction, so a replica that lost the action meanwhile
+(its lease ran out while it waited for a slot, and another replica took it) sends nothing.
+
 Crash safety: before a request the action is written with `dispatched_at`; the request
 carries the action's unique token. An action found `dispatching` with `dispatched_at` set
 (after a crash, a timeout or a lost connection) is looked up by its token before it is sent
@@ -76,7 +81,9 @@ class ActionFlow:
     def _save(self, row: Action, **fields: Any) -> Action:
         now = self.clock()
         fields.update(updated_at=now, lease_until=now + self.config.lease)
-        if not self.store.atomic(lambda tx: tx.update_action(row.id, owner=self.owner, **fields)):
+        if not self.store.atomic(
+            lambda tx: tx.update_action(row.id, owner=self.owner, fence=row.fence, **fields)
+        ):
             raise Lost
         row.update(**fields)
         return row
@@ -182,12 +189,31 @@ class ActionFlow:
                     "action id=%s found again: queue item %s build %s", row.id, found.queue_id, found.number
                 )
                 return self._moved(row, Ref(queue_id=found.queue_id, number=found.number, url=found.url))
-        self._save(row, dispatched_at=self.clock(), attempts=row.attempts + 1)
+        confirmed = []
+
+        def confirm() -> None:
+            """Called by the actuator holding its connection slot, right before it sends."""
+            now = self.clock()
+            if not self.store.atomic(
+                lambda tx: tx.confirm_send(row.id, self.owner, row.fence, now, self.config.lease)
+            ):
+                log.warning("action id=%s no longer ours at the moment of sending: not sent", row.id)
+                raise Lost
+            row.update(
+                fence=row.fence + 1,
+                dispatched_at=now,
+                attempts=row.attempts + 1,
+                lease_until=now + self.config.lease,
+            )
+            confirmed.append(now)
+
         try:
-            ref = actuator.trigger(row.job, row.params or {}, row.token)
+            ref = actuator.trigger(row.job, row.params or {}, row.token, confirm)
         except MaybeSent as exc:
             return self._retry_or_fail(row, exc)
         except NotSent as exc:
+            if not confirmed:  # failed before a request was tried (a crumb): still an attempt
+                self._save(row, attempts=row.attempts + 1)
             return self._retry_or_fail(row, exc, sent=False)
         except Rejected as exc:
             return self._fail(row, str(exc))

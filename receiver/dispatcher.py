@@ -17,7 +17,7 @@ from .actuators.base import Actuator
 from .config import DispatcherConfig
 from .housekeeping import Housekeeping
 from .metrics import ReceiverMetrics
-from .model import Action, ActionState
+from .model import Action
 from .rules import Rule
 from .store import SqlStore, StoreError
 
@@ -99,7 +99,9 @@ class Dispatcher:
 
     def _take_over(self, own: bool) -> None:
         now = self.clock()
-        for row in self.store.atomic(lambda tx: tx.take_over(self.owner, now, self.config.lease, own)):
+        with self._lock:
+            busy = set(self._active)
+        for row in self.store.atomic(lambda tx: tx.take_over(self.owner, now, self.config.lease, own, busy)):
             if row.id not in self._active:
                 log.info("resuming action id=%s state=%s", row.id, row.state)
                 self._spawn(row)
@@ -110,9 +112,9 @@ class Dispatcher:
             return
         now = self.clock()
         for row in self.store.atomic(lambda tx: tx.claimable(now, free)):
-            if self.store.atomic(lambda tx, i=row.id: tx.claim(i, self.owner, now, self.config.lease)):
-                row.update(state=ActionState.DISPATCHING, owner=self.owner)
-                self._spawn(row)
+            claimed = self.store.atomic(lambda tx, i=row.id: tx.claim(i, self.owner, now, self.config.lease))
+            if claimed is not None:
+                self._spawn(claimed)
 
     def _actuator(self, row: Action) -> Actuator:
         """The actuator of the action's rule (`actuator:`, default jenkins)."""

@@ -113,6 +113,7 @@ class Action(_Row):
     ineffective: int | None = None  # 1 ineffective, 0 effective, None not judged yet
     trial: bool = False
     acted_at: float | None = None
+    fence: int | None = None  # bumped by every claim, take-over and send: proves ownership
     author: str | None = None  # who did it, on an operator's row (pause, resume, reset)
     description: str | None = None  # the build's description: the job's JSON result line
 

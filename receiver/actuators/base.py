@@ -2,7 +2,8 @@
 
 Exactly once rests on three promises an actuator makes:
 
-- `trigger` tells apart "surely not sent" (`NotSent`: retrying is safe), "may have been
+- `trigger` calls `confirm()` right before it sends (the caller proves it still owns the
+  action there), and tells apart "surely not sent" (`NotSent`: retrying is safe), "may have been
   carried out" (`MaybeSent`: look it up with `find` before sending again) and "refused for good"
   (`Rejected`).
 - The action's `token` travels with the request, so `find(job, token)` can tell whether a
@@ -17,7 +18,7 @@ An actuator is called from several worker threads at once and bounds its own con
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -58,8 +59,15 @@ class Ref:
 class Actuator(Protocol):
     """What the action flow needs from Jenkins, Kubernetes or anything that runs a job."""
 
-    def trigger(self, job: str, params: Mapping[str, str], token: str) -> Ref:
-        """Request one run of `job` with `params`, carrying `token`; NotSent, MaybeSent or Rejected."""
+    def trigger(
+        self, job: str, params: Mapping[str, str], token: str, confirm: Callable[[], None] = lambda: None
+    ) -> Ref:
+        """Request one run of `job` with `params`, carrying `token`; NotSent, MaybeSent or Rejected.
+
+        `confirm()` is called immediately before each request that could start a run, after
+        whatever bounds the actuator's concurrency is held; when it raises, nothing is sent and
+        its exception goes to the caller.
+        """
         ...
 
     def find(self, job: str, token: str) -> Ref | None:

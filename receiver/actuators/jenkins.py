@@ -118,8 +118,12 @@ class JenkinsClient:
         self._crumb: dict[str, str] | None = None
         self._crumb_lock = threading.Lock()
 
-    def _request(self, endpoint: str, method: str, path: str, **kw: Any) -> requests.Response:
+    def _request(
+        self, endpoint: str, method: str, path: str, before: Callable[[], None] | None = None, **kw: Any
+    ) -> requests.Response:
         with self._slots:
+            if before is not None:  # with the slot held: nothing stands between it and the request
+                before()
             started = time.monotonic()
             try:
                 return self.session.request(
@@ -166,18 +170,24 @@ class JenkinsClient:
                 self._crumb = {data["crumbRequestField"]: data["crumb"]} if data else {}
             return dict(self._crumb)
 
-    def trigger(self, job: str, params: Mapping[str, str], token: str) -> Ref:
+    def trigger(
+        self, job: str, params: Mapping[str, str], token: str, confirm: Callable[[], None] = lambda: None
+    ) -> Ref:
         """POST buildWithParameters with the token; the queue item Jenkins created or merged it into."""
-        ref = self.post_build(job, {**params, self.token_param: token})
+        ref = self.post_build(job, {**params, self.token_param: token}, confirm)
         return Ref(queue_id=ref.id, merged=ref.merged)
 
-    def post_build(self, job: str, params: Mapping[str, str]) -> QueueRef:
+    def post_build(
+        self, job: str, params: Mapping[str, str], confirm: Callable[[], None] = lambda: None
+    ) -> QueueRef:
         """POST buildWithParameters; the queue item Jenkins created or merged the request into."""
         path = f"/job/{job}/buildWithParameters"
-        resp = self._request("build", "POST", path, data=params, headers=self._crumb_header())
+        resp = self._request("build", "POST", path, confirm, data=params, headers=self._crumb_header())
         if resp.status_code == 403 and self.use_crumb:
             # the crumb's session may have expired: a 403 means nothing was queued
-            resp = self._request("build", "POST", path, data=params, headers=self._crumb_header(refresh=True))
+            resp = self._request(
+                "build", "POST", path, confirm, data=params, headers=self._crumb_header(refresh=True)
+            )
         self._check("build", resp)
         if resp.status_code not in (201, 303):
             raise JenkinsUnavailable(f"build: unexpected HTTP {resp.status_code}")

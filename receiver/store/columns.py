@@ -20,6 +20,8 @@ ADDED: tuple[tuple[str, str, str], ...] = (
     ("actions", "description", "TEXT"),
     ("breakers", "cooldown_cleared_at", "DOUBLE"),
     ("pauses", "author", "VARCHAR(128)"),
+    # issue 12: the fencing version, bumped whenever an action changes hands or is sent
+    ("actions", "fence", "BIGINT"),
 )
 
 

@@ -7,6 +7,7 @@ connections, its DDL and a few dialect bits (placeholders, FOR UPDATE, insert-or
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import fields
 from typing import Any
 
@@ -144,13 +145,32 @@ class Tx:
         )
         return int(cur.lastrowid)
 
-    def update_action(self, action_id: int, *, owner: str | None = None, **fields: Any) -> bool:
-        """Update an action; with `owner`, only while that replica still holds it."""
+    def update_action(
+        self, action_id: int, *, owner: str | None = None, fence: int | None = None, **fields: Any
+    ) -> bool:
+        """Update an action; with `owner` and `fence`, only while that worker still holds it."""
         sets = ",".join(f"{k}=?" for k in fields)
         sql, args = f"UPDATE actions SET {sets} WHERE id=?", (*fields.values(), action_id)  # noqa: S608
         if owner is not None:
             sql, args = sql + " AND owner=?", (*args, owner)
+        if fence is not None:
+            sql, args = sql + " AND fence=?", (*args, fence)
         return self.execute(sql, args).rowcount == 1
+
+    def confirm_send(self, action_id: int, owner: str, fence: int, now: float, lease: float) -> bool:
+        """The last word before a request is sent: still ours? Then mark it sent, bump the fence, extend the lease.
+
+        In one statement, so a take-over (which bumps the fence too) is either before it (and
+        this fails) or after it (and sees a fresh lease and a `dispatched_at` to look up).
+        """
+        return (
+            self.execute(
+                "UPDATE actions SET fence=fence+1, dispatched_at=?, attempts=attempts+1, lease_until=?,"
+                " updated_at=? WHERE id=? AND owner=? AND fence=? AND state=?",
+                (now, now + lease, now, action_id, owner, fence, ActionState.DISPATCHING),
+            ).rowcount
+            == 1
+        )
 
     def action(self, action_id: int) -> Action | None:
         return _typed(Action, self.row("SELECT * FROM actions WHERE id=?", (action_id,)))
@@ -222,18 +242,22 @@ class Tx:
     def next_due(self) -> float | None:
         return self.scalar(f"SELECT MIN(next_attempt_at) FROM actions WHERE state='{ActionState.PENDING}'")  # noqa: S608
 
-    def claim(self, action_id: int, owner: str, now: float, lease: float) -> bool:
-        """Take a pending action for this replica; False when another one was faster."""
-        return (
-            self.execute(
-                "UPDATE actions SET state=?, owner=?, lease_until=?, updated_at=? WHERE id=? AND state=?",
-                (ActionState.DISPATCHING, owner, now + lease, now, action_id, ActionState.PENDING),
-            ).rowcount
-            == 1
+    def claim(self, action_id: int, owner: str, now: float, lease: float) -> Action | None:
+        """Take a pending action for this replica (a new fence); None when another one was faster."""
+        cur = self.execute(
+            "UPDATE actions SET state=?, owner=?, fence=COALESCE(fence,0)+1, lease_until=?, updated_at=?"
+            " WHERE id=? AND state=?",
+            (ActionState.DISPATCHING, owner, now + lease, now, action_id, ActionState.PENDING),
         )
+        return self.action(action_id) if cur.rowcount == 1 else None
 
-    def take_over(self, owner: str, now: float, lease: float, own: bool) -> list[Action]:
-        """Started actions whose lease ran out, and with `own` those of a previous run of this replica."""
+    def take_over(
+        self, owner: str, now: float, lease: float, own: bool, busy: Collection[int] = ()
+    ) -> list[Action]:
+        """Started actions whose lease ran out, and with `own` those of a previous run of this replica.
+
+        `busy`: actions this replica's workers hold now; taking them would only fence them out.
+        """
         mine = owner if own else ""  # no action has an empty owner
         candidates = self.rows(
             f"SELECT id FROM actions WHERE state IN ({_STARTED}) AND (owner=? OR lease_until < ?)",  # noqa: S608
@@ -241,9 +265,11 @@ class Tx:
         )
         taken = []
         for row in candidates:
+            if row["id"] in busy:
+                continue
             cur = self.execute(
-                "UPDATE actions SET owner=?, lease_until=? WHERE id=? AND (owner=? OR lease_until < ?)"  # noqa: S608
-                f" AND state IN ({_STARTED})",
+                "UPDATE actions SET owner=?, fence=COALESCE(fence,0)+1, lease_until=?"  # noqa: S608
+                f" WHERE id=? AND (owner=? OR lease_until < ?) AND state IN ({_STARTED})",
                 (owner, now + lease, row["id"], mine, now),
             )
             if cur.rowcount == 1 and (action := self.action(row["id"])) is not None:

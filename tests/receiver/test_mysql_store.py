@@ -140,3 +140,40 @@ def test_store_down_answers_503_so_alertmanager_sends_again(make_app, mariadb_fa
     assert resp.status_code == 200 and resp.json["decisions"] == {"triggered": 1}
     wait_for(lambda: settled(app) and standin.finished(), 10, "the build")
     assert len(standin.builds()) == 1
+
+
+def test_replica_that_lost_an_action_while_waiting_for_a_slot_never_sends_it(make_app, mysql_store, standin):
+    # issue 12 defect 1: replica a's only connection slot is held by a hanging POST; its second
+    # action waits for the slot longer than its lease; replica b takes that action over and
+    # sends it; when a finally gets the slot, the fence tells it the action is no longer its own
+    standin.hang("/job/stackmedic-restart/")
+    dispatcher = {"backoff_initial": 0.05, "backoff_max": 0.2, "max_attempts": 30, "lease": 1}
+    jenkins = {
+        "url": standin.url,
+        "user": standin.user,
+        "api_token_env": "TEST_JENKINS_TOKEN",
+        "timeout": 4,
+        "poll_interval": 0.05,
+        "max_concurrent_requests": 1,
+    }
+    a = make_app(store=mysql_store(replica="a"), dispatcher=dispatcher, jenkins=jenkins)
+    body = notification(
+        alert("petclinic"), alert(database="visits", remediation="restore", fingerprint="fp-db")
+    )
+    assert a.test_client().post("/api/v1/alerts", json=body, headers=AUTH).status_code == 200
+    wait_for(
+        lambda: [c.path for c in standin.calls] == ["/job/stackmedic-restart/buildWithParameters"],
+        10,
+        "a's hanging POST",
+    )
+    wait_for(lambda: all(x["build"]["state"] == "dispatching" for x in actions(a)[:2]), 10, "a to claim both")
+    # a's loop stops taking work (as if stalled); its two workers carry on: one in the POST, one waiting
+    a.extensions["stackmedic"].dispatcher.stop(timeout=0.1)
+    b = make_app(store=mysql_store(replica="b"), dispatcher=dispatcher, jenkins={**jenkins, "timeout": 1})
+    wait_for(lambda: standin.builds("stackmedic-restore"), 10, "b to send the restore a is waiting to send")
+    standin.release()
+    wait_for(lambda: settled(b) and len(standin.finished()) >= 2, 30, "both actions to finish")
+    assert len(standin.posts("stackmedic-restore")) == 1 and len(standin.builds("stackmedic-restore")) == 1
+    assert len(standin.builds("stackmedic-restart")) == 1
+    restore = next(x for x in actions(b) if x["rule"] == "restore-database")
+    assert restore["build"]["result"] == "SUCCESS"
