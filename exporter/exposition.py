@@ -98,6 +98,8 @@ class TextEncoder:
                 continue
             layout = self._layouts[spec]
             out.append(layout.header)
-            prefix = layout.prefix
-            out.extend(f"{prefix(labels)}{format_value(value)}\n" for labels, value in rows)
+            prefixes, common = layout.prefixes, _COMMON
+            for labels, value in rows:
+                line = prefixes.get(labels) or layout.prefix(labels)
+                out.append(f"{line}{common.get(value) or format_value(value)}\n")
         return "".join(out).encode()
