@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--file", help="one backup by its file name (default: the newest)")
     which.add_argument("--all", action="store_true", help="every complete backup")
+    p.add_argument(
+        "--accept",
+        action="store_true",
+        help="with --file: trust it although tables or rows dropped (a person decided the drop was intended)",
+    )
     _lock_wait(p)
 
     p = sub.add_parser(

@@ -10,7 +10,7 @@ from typing import Any
 from . import errors
 from .catalog import complete_backups
 from .config import JobsConfig
-from .errors import ContainerError, JobError
+from .errors import ContainerError, JobError, UsageError
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -40,7 +40,11 @@ def cmd_verify(args: argparse.Namespace, config: JobsConfig, emit: Emit) -> int:
     from .verify_job import run_verify
 
     database = config.database(args.database)
-    report = run_verify(config, database, file=args.file, every=args.all, lock_wait=args.lock_wait)
+    if args.accept and not args.file:
+        raise UsageError("--accept needs --file: a person accepts one backup they looked at")
+    report = run_verify(
+        config, database, file=args.file, every=args.all, lock_wait=args.lock_wait, accept=args.accept
+    )
     emit(report.to_json())
     if report.error:
         raise JobError(report.error)

@@ -127,6 +127,15 @@ def test_a_sudden_drop_or_a_missing_table_makes_a_backup_suspicious(stack: JobSt
         {"file": doubtful.name, "reason": f"suspicious: {reason}"},
     ]
 
+    # The drop was intended: a person accepts the newest one, and it becomes the reference.
+    assert stack.run("verify", "--database", stack.db, "--accept").rc == errors.USAGE
+    accepted = stack.run("verify", "--database", stack.db, "--file", later.name, "--accept")
+    assert accepted.rc == errors.OK, accepted.err
+    assert one_json(accepted)["backups"] == [
+        {"file": later.name, "status": "ok", "reason": f"accepted by a person: {reason}"}
+    ]
+    assert restore_candidates(stack.database, now=T0 + timedelta(hours=5)).usable[0].name == later.name
+
 
 def test_a_tampered_backup_cannot_touch_the_live_database_during_verify(stack: JobStack):
     backup = run_backup(stack.config, stack.database, now=lambda: T0)
