@@ -272,8 +272,18 @@ class MariaDB:
         finally:
             conn.close()
 
+    def freeze(self) -> None:
+        """SIGSTOP the server: connections are accepted by the kernel but nothing answers."""
+        assert self.process is not None
+        self.process._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process:
+            self.process._signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process:
+            self.thaw()
             self.process.stop(timeout=30)
             self.process = None
 

@@ -110,6 +110,7 @@ SCHEMA = vol.Schema(
             vol.Optional("database"): _matches(r"^[A-Za-z0-9_]{1,64}$", "database name"),
             vol.Optional("replica"): _matches(r"^[A-Za-z0-9_.-]{1,64}$", "replica name"),
             vol.Optional("retention"): _positive_duration,
+            vol.Optional("timeout"): _positive_duration,
         },
         vol.Optional("jenkins"): {
             vol.Required("url"): url(),
@@ -192,6 +193,8 @@ class StoreConfig:
     database: str | None = None
     replica: str = ""
     retention: float = 30 * 86400.0
+    # MySQL: connect, read and write timeout of every statement; a frozen store fails within it
+    timeout: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -51,10 +51,9 @@ class MySQLStore(SqlStore):
 
     for_update = " FOR UPDATE"
 
-    def __init__(self, config: StoreConfig, connect_timeout: float = 5.0):
+    def __init__(self, config: StoreConfig):
         super().__init__()
         self.config = config
-        self.connect_timeout = connect_timeout
 
     def connect(self) -> Any:
         c = self.config
@@ -69,9 +68,11 @@ class MySQLStore(SqlStore):
             # rowcount = rows matched, not rows changed: ownership checks rely on it
             client_flag=pymysql.constants.CLIENT.FOUND_ROWS,
             autocommit=False,
-            connect_timeout=int(self.connect_timeout),
-            read_timeout=30,
-            write_timeout=30,
+            # a frozen or unreachable server fails a statement within `timeout`: the webhook
+            # answers 503 at once and Alertmanager sends again, instead of timing out itself
+            connect_timeout=c.timeout,
+            read_timeout=c.timeout,
+            write_timeout=c.timeout,
         )
         with conn.cursor() as cur:
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")

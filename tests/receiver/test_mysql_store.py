@@ -177,3 +177,37 @@ def test_replica_that_lost_an_action_while_waiting_for_a_slot_never_sends_it(mak
     assert len(standin.builds("stackmedic-restart")) == 1
     restore = next(x for x in actions(b) if x["rule"] == "restore-database")
     assert restore["build"]["result"] == "SUCCESS"
+
+
+def test_frozen_store_answers_503_at_once_and_ready_fails(
+    make_app, mariadb_factory, monkeypatch, serve, standin
+):
+    # issue 12 defect 6: with the store frozen (SIGSTOP: connections accepted, nothing answers)
+    # the webhook must answer 503 within the store timeout, not hang until Alertmanager gives up
+    server = mariadb_factory()
+    monkeypatch.setenv("TEST_MYSQL_PASSWORD", MariaDB.root_password)
+    server.execute("CREATE DATABASE receiver")
+    store = {
+        "type": "mysql",
+        "host": server.host,
+        "port": server.port,
+        "user": "root",
+        "password_env": "TEST_MYSQL_PASSWORD",
+        "database": "receiver",
+        "replica": "a",
+        "timeout": "1s",
+    }
+    url = serve(make_app(store=store))
+    server.freeze()
+    try:
+        # a client that waits 10 s: the receiver's 1 s store timeout must answer first
+        resp = requests.post(f"{url}/api/v1/alerts", json=notification(alert()), headers=AUTH, timeout=10)
+        assert resp.status_code == 503 and resp.json() == {"error": "store unavailable; send again"}
+        assert requests.get(f"{url}/-/ready", timeout=10).status_code == 503
+        assert requests.get(f"{url}/metrics", timeout=10).status_code == 200
+    finally:
+        server.thaw()
+    resp = requests.post(f"{url}/api/v1/alerts", json=notification(alert()), headers=AUTH, timeout=10)
+    assert resp.status_code == 200 and resp.json()["decisions"] == {"triggered": 1}
+    wait_for(lambda: len(standin.finished()) == 1, 10, "the build")
+    assert len(standin.posts()) == 1
