@@ -9,6 +9,7 @@ holds the former back: one page for one cause in the end."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 from deploy.prometheus import compress
-from harness.services import Alertmanager, Prometheus, wait_for
+from harness.services import Alertmanager, Prometheus, require_binary, wait_for
 from tests.deploy import shipped
 from tests.deploy.alerting import Hook
 
@@ -55,12 +56,12 @@ def healing_stand_in(not_before: float) -> dict:
     }
 
 
-def alertmanager_config(hook: Hook, token_file: Path) -> str:
+def alertmanager_config(hook: Hook, token_file: Path, path: str = WRONG_PATH) -> str:
     base = hook.url.rsplit("/api/", 1)[0]
     doc = compress.compress_alertmanager_config(
         shipped.load(shipped.ALERTMANAGER_CONFIG),
         FACTOR,
-        receiver_url=base + WRONG_PATH,
+        receiver_url=base + path,
         credentials_file=str(token_file),
     )
     (people,) = [r for r in doc["receivers"] if r["name"] == "people"]
@@ -133,5 +134,35 @@ def test_a_wrong_webhook_path_pages_a_person(
         )
         assert hook.alerts("StackAppDown") == []  # nothing ever reached a receiver
         assert prom.query('ALERTS{alertname="StackRemediationDeliveryFailing",alertstate="firing"}')
+    finally:
+        hook.close()
+
+
+@pytest.mark.services
+def test_a_missing_credentials_file_pages_a_person(
+    tmp_path: Path,
+    alertmanager_factory: Callable[..., Alertmanager],
+    prometheus_factory: Callable[..., Prometheus],
+):
+    """The right URL, but the token file is not there: amtool check-config says SUCCESS."""
+    hook = Hook()
+    try:
+        missing = tmp_path / "secrets" / "stackmedic-receiver-token"
+        config = alertmanager_config(hook, missing, path="/api/v1/alerts")
+        (tmp_path / "am.yml").write_text(config)
+        check = subprocess.run(
+            [require_binary("amtool"), "check-config", str(tmp_path / "am.yml")],
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0 and "SUCCESS" in check.stdout, check.stdout + check.stderr
+        am = alertmanager_factory(config)
+        prometheus_factory(*prometheus_config(am))
+
+        wait_for(
+            lambda: paged(hook, "StackRemediationDeliveryFailing"), 120, "StackRemediationDeliveryFailing"
+        )
+        assert hook.alerts("StackAppDown") == []
+        assert "no such file or directory" in (am.base_dir / "alertmanager.log").read_text()
     finally:
         hook.close()
