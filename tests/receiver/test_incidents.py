@@ -9,11 +9,12 @@ the attempts are spent a person is paged once; maintenance never counts against 
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from harness.jenkins_standin import command_runner
-from harness.services import wait_for
+from harness.services import require_binary, wait_for
 from tests.receiver.helpers import AUTH, FakeClock, actions, alert, notification, settled
 from tests.receiver.test_breaker import Hook
 
@@ -263,6 +264,12 @@ def test_a_restore_says_what_it_restored_in_the_audit_the_notification_and_the_m
         'stackmedic_receiver_last_decision_timestamp_seconds{rule="restore-database",target="petclinic"}'
     )
     assert metric(app, decided) is not None
+    # the new series follow Prometheus' conventions
+    text = app.test_client().get("/metrics").data.decode()
+    checked = subprocess.run(
+        [require_binary("promtool"), "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert (checked.returncode, checked.stdout + checked.stderr) == (0, "")
 
 
 def test_an_alert_no_rule_matches_is_counted_and_logged_once(make_app, caplog):
