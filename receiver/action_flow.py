@@ -125,6 +125,25 @@ class ActionFlow:
         self._sleep(row, delay)
         return row
 
+    def _unknown(self, row: Action, exc: ActuatorError) -> Action:
+        """A lookup could not tell whether the request arrived: ask again later, never send again.
+
+        After `max_attempts` the action ends `lost` (result LOST) and people are told: a build
+        may or may not have been made, and only a person can look.
+        """
+        if row.attempts < self.config.max_attempts:
+            delay = self._backoff(row.attempts)
+            log.warning("action id=%s: %s; looking again in %.1fs", row.id, exc, delay)
+            self._save(row, error=str(exc))
+            self._sleep(row, delay)
+            return row
+        error = f"{exc} (after {row.attempts} attempts); a build may exist: look in Jenkins"
+        log.error("action id=%s lost rule=%s target=%s: %s", row.id, row.rule, row.target, error)
+        self._save(row, state=ActionState.LOST, result="LOST", error=error, finished_at=self.clock())
+        self.metrics.builds.labels(row.rule, row.job, "LOST").inc()
+        self.on_finished(row)
+        return row
+
     def _fail(self, row: Action, error: str) -> Action:
         log.error("action id=%s failed rule=%s target=%s: %s", row.id, row.rule, row.target, error)
         self._save(
@@ -183,7 +202,7 @@ class ActionFlow:
             try:
                 found = actuator.find(row.job, row.token)
             except ActuatorError as exc:
-                return self._retry_or_fail(self._save(row, attempts=row.attempts + 1), exc)
+                return self._unknown(self._save(row, attempts=row.attempts + 1), exc)
             if found is not None:
                 log.info(
                     "action id=%s found again: queue item %s build %s", row.id, found.queue_id, found.number

@@ -48,12 +48,13 @@ class ActionState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    LOST = "lost"  # whether a build was made cannot be established: a person is told
 
 
 # not finished yet; STARTED: Jenkins may know of it, so it is owned by one replica under a lease
 IN_FLIGHT_STATES = (ActionState.PENDING, ActionState.DISPATCHING, ActionState.QUEUED, ActionState.BUILDING)
 STARTED_STATES = (ActionState.DISPATCHING, ActionState.QUEUED, ActionState.BUILDING)
-FINAL_STATES = (ActionState.DONE, ActionState.FAILED, ActionState.CANCELLED)
+FINAL_STATES = (ActionState.DONE, ActionState.FAILED, ActionState.CANCELLED, ActionState.LOST)
 
 
 class BreakerState(StrEnum):

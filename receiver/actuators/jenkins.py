@@ -21,7 +21,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
-from .base import ActuatorError, MaybeSent, NotSent, Ref, Rejected
+from .base import ActuatorError, LookupUncertain, MaybeSent, NotSent, Ref, Rejected
 
 QUEUE_ITEM = re.compile(r"/queue/item/(\d+)/?$")
 PARAMS_TREE = "actions[parameters[name,value]]"
@@ -160,6 +160,15 @@ class JenkinsClient:
         except ValueError as exc:
             raise JenkinsUnavailable(f"{endpoint}: answer is not JSON") from exc
 
+    def _listing(self, endpoint: str, path: str, params: dict) -> dict:
+        """A list that must exist to prove an absence: a 404 is an error here, not "nothing"."""
+        data = self._json(endpoint, path, params)
+        if data is None:
+            raise JenkinsUnavailable(f"{endpoint}: HTTP 404")
+        if not isinstance(data, dict):
+            raise JenkinsUnavailable(f"{endpoint}: answer is not a JSON object")
+        return data
+
     def _crumb_header(self, refresh: bool = False) -> dict[str, str]:
         if not self.use_crumb:
             return {}
@@ -225,15 +234,23 @@ class JenkinsClient:
 
     def _builds_with(self, job: str, param: str, token: str) -> Build | None:
         tree = f"builds[number,url,result,{PARAMS_TREE}]{{0,100}}"
-        data = self._json("job_builds", f"/job/{job}/api/json", {"tree": tree}) or {}
+        data = self._listing("job_builds", f"/job/{job}/api/json", {"tree": tree})
         for b in data.get("builds") or []:
             if _params(b.get("actions")).get(param) == token:
                 return Build(number=b["number"], url=b.get("url", ""), result=b.get("result"))
         return None
 
     def find(self, job: str, token: str) -> Ref | None:
-        """The build request carrying our token parameter, among the builds and the queue."""
-        found = self.find_param(job, self.token_param, token)
+        """The build request carrying our token parameter, among the builds and the queue.
+
+        None only when Jenkins answered both lists and neither holds it. A 404 (the job or the
+        queue not visible: a rename, a permission, a proxy), a 5xx or a timeout cannot tell:
+        LookupUncertain, never "absent", or the build would be requested twice.
+        """
+        try:
+            found = self.find_param(job, self.token_param, token)
+        except JenkinsError as exc:
+            raise LookupUncertain(f"cannot tell whether the build was requested: {exc}") from exc
         if found is None:
             return None
         if found.build is not None:
@@ -271,7 +288,7 @@ class JenkinsClient:
         build = self._builds_with(job, param, token)
         if build:
             return Found(build=build)
-        data = self._json("queue", "/queue/api/json", {"tree": f"items[id,task[name],{PARAMS_TREE}]"}) or {}
+        data = self._listing("queue", "/queue/api/json", {"tree": f"items[id,task[name],{PARAMS_TREE}]"})
         for item in data.get("items") or []:
             if (item.get("task") or {}).get("name") == job and _params(item.get("actions")).get(
                 param

@@ -128,4 +128,6 @@ def decisions(app: Flask) -> list[str]:
 
 def settled(app: Flask) -> bool:
     """Every triggered action has reached a final state."""
-    return all(a["build"]["state"] in ("done", "failed", "cancelled") for a in actions(app) if a["build"])
+    return all(
+        a["build"]["state"] in ("done", "failed", "cancelled", "lost") for a in actions(app) if a["build"]
+    )

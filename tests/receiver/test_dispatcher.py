@@ -232,3 +232,30 @@ def test_stand_in_runs_a_real_command(tmp_path):
         assert jenkins.builds()[0].result == "SUCCESS"
     finally:
         jenkins.stop()
+
+
+def test_lookup_that_cannot_answer_is_never_taken_as_absent(make_app, standin):
+    # issue 12 defect 3: the POST gets no answer, then Jenkins answers the lookups with 404
+    # (a proxy, a permission): "cannot tell" must not become "absent" and a second POST
+    standin.hang("buildWithParameters")
+    standin.fail(404, match="/api/json")
+    app = make_app(dispatcher={"backoff_initial": 0.01, "backoff_max": 0.02, "max_attempts": 3, "lease": 5})
+    post(app, notification(alert()))
+    wait_for(lambda: settled(app), 15, "the action to end")
+    [action] = actions(app)
+    assert action["build"]["state"] == "lost" and action["build"]["result"] == "LOST"
+    assert action["build"]["error"] == (
+        "cannot tell whether the build was requested: job_builds: HTTP 404 (after 3 attempts);"
+        " a build may exist: look in Jenkins"
+    )
+    standin.fail(None)
+    standin.release()  # the first POST arrives after all
+    wait_for(lambda: standin.finished(), 10, "the build")
+    assert len(standin.posts()) == 1 and len(standin.builds()) == 1
+    assert (
+        metric(
+            app,
+            'stackmedic_receiver_builds_total{jenkins_job="stackmedic-restart",result="LOST",rule="restart-app"}',
+        )
+        == 1
+    )
