@@ -14,7 +14,10 @@ from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
 from . import config as config_mod
+from .actuators.base import Actuator
 from .actuators.jenkins import JenkinsClient
+from .actuators.kube_api import KubeAPI, in_cluster_namespace, in_cluster_url
+from .actuators.kubernetes import KubernetesActuator
 from .api import bp as api_bp
 from .config import Config
 from .context import EXTENSION, Services
@@ -38,19 +41,14 @@ def _config(test_config: Config | Mapping[str, Any] | None) -> Config:
     return config_mod.build(dict(test_config))
 
 
-def _build_services(config: Config, clock: Callable[[], float], session: requests.Session | None) -> Services:
-    registry = CollectorRegistry()
-    rules = compile_rules(config.rules)
-    by_name = {r.name: r for r in rules}
-    store = open_store(config.store)
-    metrics = ReceiverMetrics(registry, rules)
-    registry.register(StateCollector(store, clock))
-    registry.register(IncidentCollector(store, clock))
-    notifier = Notifier()
-    dispatcher = None
+def _actuators(
+    config: Config, session: requests.Session | None, metrics: ReceiverMetrics
+) -> dict[str, Actuator]:
+    """The actuators the configuration sets up, by the name a rule picks them with."""
+    out: dict[str, Actuator] = {}
     j = config.jenkins
-    if j is not None and not config.dry_run:
-        jenkins = JenkinsClient(
+    if j is not None:
+        out["jenkins"] = JenkinsClient(
             j.url,
             j.user,
             api_token=j.api_token,
@@ -62,15 +60,44 @@ def _build_services(config: Config, clock: Callable[[], float], session: request
             observe=lambda endpoint, seconds: metrics.jenkins_seconds.labels(endpoint).observe(seconds),
             token_param=j.action_id_param,
         )
+    k = config.kubernetes
+    if k is not None and not config.dry_run:
+        api = KubeAPI(
+            k.api_url or in_cluster_url(),
+            k.token_file,
+            ca_file=k.ca_file,
+            verify_tls=k.verify_tls,
+            timeout=k.timeout,
+            max_concurrent=k.max_concurrent_requests,
+            observe=lambda endpoint, seconds: metrics.kubernetes_seconds.labels(endpoint).observe(seconds),
+        )
+        out["kubernetes"] = KubernetesActuator(api, k.namespace or in_cluster_namespace(), k.restore_template)
+    return out
+
+
+def _build_services(config: Config, clock: Callable[[], float], session: requests.Session | None) -> Services:
+    registry = CollectorRegistry()
+    rules = compile_rules(config.rules)
+    by_name = {r.name: r for r in rules}
+    store = open_store(config.store)
+    metrics = ReceiverMetrics(registry, rules)
+    registry.register(StateCollector(store, clock))
+    registry.register(IncidentCollector(store, clock))
+    notifier = Notifier()
+    dispatcher = None
+    actuators = _actuators(config, session, metrics)
+    if actuators and not config.dry_run:
+        polls = [c.poll_interval for c in (config.jenkins, config.kubernetes) if c is not None]
+        timeouts = [c.timeout for c in (config.jenkins, config.kubernetes) if c is not None]
         dispatcher = Dispatcher(
             store,
-            {"jenkins": jenkins},
+            actuators,
             config.dispatcher,
             metrics,
             by_name,
             owner=config.store.replica,
-            poll_interval=j.poll_interval,
-            grace=j.timeout,
+            poll_interval=min(polls),
+            grace=max(timeouts),
             retention=config.store.retention,
             clock=clock,
         )

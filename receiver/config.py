@@ -24,7 +24,9 @@ DEFAULT_LISTEN = ":9878"
 RULE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 PARAM_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 LABEL_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-ACTUATORS = ["jenkins"]  # actuators/<name>.py; a rule picks one with `actuator:`
+ACTUATORS = ["jenkins", "kubernetes"]  # actuators/<name>.py; a rule picks one with `actuator:`
+# the jobs of the kubernetes actuator and the parameter each needs (actuators/kubernetes.py)
+KUBERNETES_JOBS = {"restart": "DEPLOYMENT", "restore": "DATABASE"}
 TEMPLATE_REF = re.compile(r"\{([^{}]*)\}")
 
 
@@ -123,6 +125,19 @@ SCHEMA = vol.Schema(
             vol.Optional("action_id_param"): _matches(PARAM_NAME, "name"),
             vol.Optional("verify_tls"): bool,
         },
+        vol.Optional("kubernetes"): {
+            vol.Optional("api_url"): url(),
+            vol.Optional("namespace"): _matches(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "namespace"),
+            vol.Optional("token_file"): str,
+            vol.Optional("ca_file"): str,
+            vol.Optional("verify_tls"): bool,
+            vol.Optional("timeout"): _positive_duration,
+            vol.Optional("poll_interval"): _positive_duration,
+            vol.Optional("max_concurrent_requests"): vol.All(int, vol.Range(min=1, max=64)),
+            vol.Optional("restore_template"): _matches(
+                r"^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$", "cronjob name"
+            ),
+        },
         vol.Optional("dispatcher", default={}): {
             vol.Optional("max_attempts"): vol.All(int, vol.Range(min=1, max=100)),
             vol.Optional("backoff_initial"): _positive_duration,
@@ -181,6 +196,21 @@ class JenkinsConfig:
 
 
 @dataclass(frozen=True)
+class KubernetesConfig:
+    """The API and namespace the kubernetes actuator works in; in a pod, all from the pod."""
+
+    api_url: str | None = None  # None: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT
+    namespace: str | None = None  # None: the service account's namespace
+    token_file: str = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+    ca_file: str | None = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    verify_tls: bool = True
+    timeout: float = 10.0
+    poll_interval: float = 2.0
+    max_concurrent_requests: int = 2
+    restore_template: str = "stackmedic-restore"
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     type: str = "sqlite"
     path: str = ""
@@ -227,6 +257,7 @@ class Config:
     links: dict[str, str] = field(default_factory=dict)  # the page links to these (LINKS)
     store: StoreConfig = field(default_factory=StoreConfig)
     jenkins: JenkinsConfig | None = None
+    kubernetes: KubernetesConfig | None = None
     dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
     rules: tuple[RuleConfig, ...] = ()
     generated_token: bool = False
@@ -278,6 +309,16 @@ def _rules(data: dict, defaults: dict, problems: list) -> tuple[RuleConfig, ...]
                     problems.append(
                         (f"{path}.params.{pname}", f"label {ref!r} is used without an allow pattern")
                     )
+        if raw.get("actuator") == "kubernetes":
+            needed = KUBERNETES_JOBS.get(raw["job"])
+            if needed is None:
+                problems.append(
+                    (f"{path}.job", f"the kubernetes actuator runs {' or '.join(KUBERNETES_JOBS)}")
+                )
+            elif needed not in raw["params"]:
+                problems.append(
+                    (f"{path}.params", f"the kubernetes job {raw['job']} needs the parameter {needed}")
+                )
         policy = BreakerPolicy(**{**defaults, **raw["breaker"]})
         rules.append(
             RuleConfig(
@@ -293,6 +334,14 @@ def _rules(data: dict, defaults: dict, problems: list) -> tuple[RuleConfig, ...]
             )
         )
     return tuple(rules)
+
+
+def _uses(data: dict, actuator: str) -> bool:
+    """Whether a rule acts through `actuator` (with no rule at all: jenkins, as before)."""
+    rules = data["rules"]
+    if not rules:
+        return actuator == "jenkins" and "kubernetes" not in data
+    return any(r.get("actuator", "jenkins") == actuator for r in rules)
 
 
 def default_state_dir() -> str:
@@ -330,8 +379,11 @@ def build(data: Any) -> Config:
             problems.append(("jenkins", "set api_token_env/api_token_file or password_env/password_file"))
         keep = {k: v for k, v in j.items() if not k.endswith(("_env", "_file"))}
         jenkins = JenkinsConfig(**keep, api_token=token, password=password)
-    elif not data.get("dry_run", Config.dry_run):
+    elif not data.get("dry_run", Config.dry_run) and _uses(data, "jenkins"):
         problems.append(("jenkins", "required key missing (or set dry_run: true)"))
+    kubernetes = KubernetesConfig(**data["kubernetes"]) if "kubernetes" in data else None
+    if kubernetes is None and not data.get("dry_run", Config.dry_run) and _uses(data, "kubernetes"):
+        problems.append(("kubernetes", "required key missing: a rule uses the kubernetes actuator"))
     s = data["store"]
     store_password = _secret(s, "password", "store.password", problems)
     if s.get("type") == "mysql":
@@ -358,6 +410,7 @@ def build(data: Any) -> Config:
         **data["web"],
         store=store,
         jenkins=jenkins,
+        kubernetes=kubernetes,
         dispatcher=DispatcherConfig(**data["dispatcher"]),
         rules=rules,
     )

@@ -49,6 +49,13 @@ class ReceiverMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=registry,
         )
+        self.kubernetes_seconds = Histogram(
+            p + "kubernetes_request_duration_seconds",
+            "Time of Kubernetes API requests (the kubernetes actuator).",
+            ["endpoint"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
         self.remediation_seconds = Histogram(
             p + "remediation_duration_seconds",
             "Time from an incident's start to its resolution.",

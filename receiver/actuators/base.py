@@ -54,6 +54,7 @@ class Ref:
     note: str | None = None  # why it finished without a run (cancelled, gone), for the audit
     description: str | None = None  # what the run reported (Jenkins: the build's description)
     merged: bool = False  # the actuator merged the request into an identical one already queued
+    description: str | None = None  # the job's JSON result line, once finished (docs/jobs.md)
 
 
 class Actuator(Protocol):

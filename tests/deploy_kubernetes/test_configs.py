@@ -20,7 +20,7 @@ CONFIGS = {
     "jobs": ("jobs", "jobs.yml", ("CronJob", "stackmedic-restore")),
     "receiver": ("receiver", "receiver.yml", ("Deployment", "stackmedic-receiver")),
 }
-CHECKED = ["exporter", "jobs"]
+CHECKED = ["exporter", "jobs", "receiver"]
 
 
 def with_secrets_in(path: Path, tmp_path: Path) -> Path:

@@ -1,0 +1,268 @@
+"""The receiver acting through Kubernetes: exactly one restart or restore Job per incident, when
+two replicas share the store and when a receiver is killed in the middle (SIGKILL of a real
+process), as tests/receiver does for Jenkins."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from harness.kube_standin import KubeStandIn
+from harness.services import Process, free_port, wait_for
+from tests.receiver.helpers import AUTH, TOKEN, actions, alert, notification, receiver_config, settled
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = [
+    {
+        "name": "restart",
+        "match": {"remediation": "restart"},
+        "actuator": "kubernetes",
+        "job": "restart",
+        "target": "compose_service",
+        "params": {"DEPLOYMENT": "{compose_service}"},
+        "allow": {"compose_service": "^(petclinic|wordpress)$"},
+    },
+    {
+        "name": "restore",
+        "match": {"remediation": "restore"},
+        "actuator": "kubernetes",
+        "job": "restore",
+        "target": "database",
+        "params": {"DATABASE": "{database}"},
+        "allow": {"database": "^(petclinic|wordpress)$"},
+    },
+]
+
+
+def restore_alert(database: str = "petclinic") -> dict[str, Any]:
+    a = alert("mysql", fingerprint=f"fp-db-{database}")
+    a["labels"] = {"alertname": "StackDatabaseTablesMissing", "remediation": "restore", "database": database}
+    return a
+
+
+def kube_config(store: dict | Path, kube: KubeStandIn, token_file: Path, **overrides: Any) -> dict[str, Any]:
+    config = receiver_config(store if isinstance(store, Path) else "unused", None, rules=RULES, **overrides)
+    if isinstance(store, dict):
+        config["store"] = store
+    config["kubernetes"] = {
+        "api_url": kube.url,
+        "namespace": kube.namespace,
+        "token_file": str(token_file),
+        "timeout": 1,
+        "poll_interval": 0.02,
+    }
+    return config
+
+
+# two replicas on one MySQL store (a real MariaDB)
+
+
+@pytest.mark.services
+def test_one_restart_and_one_job_per_incident_across_two_replicas(
+    kube, token_file, serve, mariadb, monkeypatch
+):
+    import uuid
+
+    from stackmedic.receiver.app import create_app
+
+    monkeypatch.setenv("TEST_RECEIVER_TOKEN", TOKEN)
+    monkeypatch.setenv("TEST_MYSQL_PASSWORD", mariadb.root_password)
+    database = f"receiver_{uuid.uuid4().hex[:10]}"
+    mariadb.execute(f"CREATE DATABASE {database}")
+
+    def store(replica: str) -> dict:
+        return {
+            "type": "mysql",
+            "host": mariadb.host,
+            "port": mariadb.port,
+            "user": "root",
+            "password_env": "TEST_MYSQL_PASSWORD",
+            "database": database,
+            "replica": replica,
+        }
+
+    replicas = [create_app(kube_config(store(name), kube, token_file)) for name in ("a", "b")]
+    try:
+        urls = [serve(app) + "/api/v1/alerts" for app in replicas]
+        body = json.dumps(notification(alert("petclinic"), restore_alert("wordpress")))
+        barrier = threading.Barrier(4)
+        statuses: list[int] = []
+
+        def sender(url: str) -> None:
+            session = requests.Session()
+            barrier.wait()
+            for _ in range(10):
+                r = session.post(
+                    url, data=body, headers={**AUTH, "Content-Type": "application/json"}, timeout=20
+                )
+                statuses.append(r.status_code)
+
+        threads = [threading.Thread(target=sender, args=(url,)) for url in urls * 2]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert statuses == [200] * 40
+        wait_for(
+            lambda: settled(replicas[0]) and len(actions(replicas[0])) == 80, 30, "both actions to finish"
+        )
+        done = [a for a in actions(replicas[1]) if a["build"]]
+        assert sorted((a["rule"], a["build"]["result"]) for a in done) == [
+            ("restart", "SUCCESS"),
+            ("restore", "SUCCESS"),
+        ]
+        assert len([p for p in kube.patches() if p.status == 200]) == 1
+        assert kube.get("deployments", "petclinic")["metadata"]["generation"] == 2
+        assert [j["metadata"]["name"] for j in kube.jobs()] == [
+            f"stackmedic-restore-{a['build']['action_token']}" for a in done if a["rule"] == "restore"
+        ]
+    finally:
+        for app in replicas:
+            app.extensions["stackmedic"].close()
+        mariadb.execute(f"DROP DATABASE IF EXISTS {database}")
+
+
+# a real receiver process, killed
+
+
+class Receiver:
+    """stackmedic-receiver as a child process with a config file, against the stand-in."""
+
+    def __init__(self, tmp: Path, kube: KubeStandIn, token_file: Path):
+        self.tmp = tmp
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path = tmp / "receiver.yml"
+        self.config_path.write_text(yaml.safe_dump(kube_config(tmp / "receiver.sqlite", kube, token_file)))
+        self.env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "TEST_RECEIVER_TOKEN": TOKEN}
+        self.process: Process | None = None
+        self.runs = 0
+
+    def start(self) -> Receiver:
+        self.runs += 1
+        argv = [
+            sys.executable,
+            "-m",
+            "stackmedic.receiver",
+            f"--config.file={self.config_path}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.level=debug",
+        ]
+        self.process = Process(argv, self.tmp / f"receiver-{self.runs}.log", env=self.env, cwd=REPO)
+        wait_for(self._ready, 20, "the receiver to be ready")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        self.process.check_alive("stackmedic-receiver")
+        return requests.get(f"{self.url}/-/ready", timeout=2).ok
+
+    def post(self, body: dict) -> requests.Response:
+        return requests.post(f"{self.url}/api/v1/alerts", json=body, headers=AUTH, timeout=5)
+
+    def actions(self) -> list[dict]:
+        return list(reversed(requests.get(f"{self.url}/api/v1/actions", timeout=5).json()["actions"]))
+
+    def settled(self) -> bool:
+        return all(
+            a["build"]["state"] in ("done", "failed", "cancelled") for a in self.actions() if a["build"]
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.stop()
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+
+@pytest.fixture
+def receiver(tmp_path: Path, kube: KubeStandIn, token_file: Path) -> Iterator[Callable[[], Receiver]]:
+    made: list[Receiver] = []
+
+    def make() -> Receiver:
+        r = Receiver(tmp_path, kube, token_file)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.stop()
+
+
+def test_killed_after_the_job_was_created_but_before_the_answer(receiver, kube):
+    kube.hang("POST /apis/batch", after=True)  # created, but the 201 never comes
+    r = receiver().start()
+    assert r.post(notification(restore_alert())).status_code == 200
+    wait_for(lambda: kube.jobs(), 10, "the Job to be created")
+    r.kill()
+    kube.release()
+    r.start()
+    wait_for(r.settled, 30, "the restore to settle after the restart")
+    [action] = [a for a in r.actions() if a["build"]]
+    assert action["build"]["result"] == "SUCCESS"
+    [job] = kube.jobs()
+    assert job["metadata"]["name"] == f"stackmedic-restore-{action['build']['action_token']}"
+    # found again by its name, or created again and answered 409: never a second Job
+    assert [c.status for c in kube.calls if c.method == "POST"] in ([201], [201, 409])
+
+
+def test_killed_after_the_restart_patch_but_before_the_answer(receiver, kube):
+    kube.hang("PATCH /apis/apps", after=True)
+    r = receiver().start()
+    assert r.post(notification(alert("wordpress"))).status_code == 200
+    wait_for(lambda: kube.patches(), 10, "the patch to arrive")
+    r.kill()
+    kube.release()
+    r.start()
+    wait_for(r.settled, 30, "the restart to settle after the restart")
+    [action] = [a for a in r.actions() if a["build"]]
+    assert action["build"]["result"] == "SUCCESS"
+    deployment = kube.get("deployments", "wordpress")
+    assert deployment["metadata"]["generation"] == 2  # one rollout, not two
+    assert len(kube.patches()) == 1
+
+
+def test_killed_while_following_the_rollout(receiver, kube):
+    kube.hang("GET /apis/apps/v1/namespaces/stackmedic/deployments/petclinic")
+    r = receiver().start()
+    assert r.post(notification(alert("petclinic"))).status_code == 200
+    wait_for(lambda: any(c.method == "GET" for c in kube.calls), 10, "the receiver to read the Deployment")
+    kube.release()
+    wait_for(lambda: kube.patches(), 10, "the patch")
+    kube.hang("GET /apis/apps/v1/namespaces/stackmedic/deployments/petclinic")
+    r.kill()
+    kube.release()
+    r.start()
+    wait_for(r.settled, 30, "the rollout to be followed to its end")
+    assert [a["build"]["result"] for a in r.actions() if a["build"]] == ["SUCCESS"]
+    assert kube.get("deployments", "petclinic")["metadata"]["generation"] == 2
+
+
+def test_a_stalled_rollout_is_a_failed_remediation(receiver, kube):
+    kube.add_deployment("wordpress", progress_deadline=0)
+    kube.rollout["wordpress"] = "stall"
+    r = receiver().start()
+    r.post(notification(alert("wordpress")))
+    wait_for(r.settled, 30, "the rollout to fail")
+    [action] = [a for a in r.actions() if a["build"]]
+    assert action["build"]["result"] == "FAILURE"
+    metrics = requests.get(f"{r.url}/metrics", timeout=5).text
+    assert (
+        'stackmedic_receiver_builds_total{jenkins_job="restart",result="FAILURE",rule="restart"} 1.0'
+        in metrics
+    )
+    assert (
+        'stackmedic_receiver_kubernetes_request_duration_seconds_count{endpoint="deployment_patch"} 1.0'
+        in metrics
+    )
