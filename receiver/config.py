@@ -162,8 +162,11 @@ class BreakerPolicy:
     max_actions: int = 3
     window: float = 3600.0
     ineffective_after: float = 900.0
-    # an incident still firing this long after its action's build succeeded: it did not help
-    settle: float = 60.0
+    # an incident still firing this long after its action's build succeeded: it did not help.
+    # Longer than an alert takes to resolve after a fix (~30 s as shipped), shorter than
+    # Alertmanager's 1m repeat minus a build, so the first repeat after a build judges it and
+    # a fix that cannot work pages a person about 2 minutes after the first attempt
+    settle: float = 45.0
     max_ineffective: int = 2
     reset_timeout: float | None = None
     notify_url: str | None = None

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.services]
 KEY = f"restart-app:{SERVICE}"
 # the shipped breaker (two ineffective actions open it) with the settle time compressed like
 # every other timing here (1m / 5)
-SETTLE = {"restart-app": {"settle": "12s"}}
+SETTLE = {"restart-app": {"settle": "9s"}}
 
 
 @pytest.fixture
