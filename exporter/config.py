@@ -226,6 +226,22 @@ BACKUPS = {
     # backups dated further ahead than this are ignored and counted as future-dated
     vol.Optional("future_skew", default=300.0): duration,
 }
+WORKLOAD = {
+    vol.Required("kind"): vol.In(["Deployment", "StatefulSet"]),
+    vol.Required("name"): vol.All(str, vol.Match(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")),
+    # wanted when the workload does not exist at all (its spec says otherwise)
+    vol.Optional("expected", default=1): _int_range(0),
+}
+# workloads.py: a pod's service account unless api_url, namespace and token_file say otherwise
+KUBERNETES = {
+    vol.Optional("api_url"): url(),
+    vol.Optional("namespace"): vol.All(str, vol.Match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")),
+    vol.Optional("token_file"): str,
+    vol.Optional("ca_file"): str,
+    vol.Optional("verify_tls"): bool,
+    vol.Optional("timeout", default=5.0): _positive_duration,
+    vol.Required("workloads"): vol.All(_each(WORKLOAD), _unique("name")),
+}
 
 SCHEMA = vol.Schema(
     {
@@ -239,6 +255,7 @@ SCHEMA = vol.Schema(
         vol.Optional("mysql"): vol.All(_each(MYSQL_SERVER), _unique("name")),
         vol.Optional("ports"): _section(PORTS),
         vol.Optional("backups"): _section(BACKUPS),
+        vol.Optional("kubernetes"): _section(KUBERNETES),
     }
 )
 

@@ -21,6 +21,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "http": ("http_check", "HttpCheck"),
     "mysql": ("mysql_check", "MysqlCheck"),
     "backups": ("backups", "BackupsCheck"),
+    "kubernetes": ("workloads", "WorkloadsCheck"),
 }
 
 

@@ -16,19 +16,20 @@ done (`KubeUnavailable`), perhaps done (`KubeUncertain`), refused for good (`Kub
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import requests
 import urllib3.exceptions
 
+from stackmedic.kube import in_cluster_namespace, in_cluster_url, read_token
+
 from .base import ActuatorError, MaybeSent, NotSent, Rejected
 
-SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+__all__ = ["KubeAPI", "in_cluster_namespace", "in_cluster_url"]
+
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -61,24 +62,6 @@ class KubeConflict(KubeError, NotSent):
         self.reason = reason
 
 
-def in_cluster_url() -> str:
-    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    if not host:
-        raise KubeError(
-            "kubernetes.api_url is not set and KUBERNETES_SERVICE_HOST is not either (not in a pod?)"
-        )
-    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
-
-
-def in_cluster_namespace() -> str:
-    try:
-        return (SERVICE_ACCOUNT / "namespace").read_text().strip()
-    except OSError as exc:
-        raise KubeError(
-            f"kubernetes.namespace is not set and {SERVICE_ACCOUNT}/namespace cannot be read"
-        ) from exc
-
-
 class KubeAPI:
     """The API at `url`, authenticated with the bearer token in `token_file`."""
 
@@ -103,7 +86,7 @@ class KubeAPI:
 
     def _token(self) -> str:
         try:
-            return Path(self.token_file).read_text().strip()
+            return read_token(self.token_file)
         except OSError as exc:
             raise KubeUnavailable(f"cannot read the token file {self.token_file}: {exc.strerror}") from exc
 

@@ -69,6 +69,12 @@ def unreachable_config(tmp_path) -> dict:
                 }
             ],
             "backups": {"directory": str(tmp_path / "backups"), "databases": ["petclinic"]},
+            "kubernetes": {
+                "api_url": f"http://127.0.0.1:{port}",
+                "namespace": "shop",
+                "token_file": str(tmp_path / "no-token"),
+                "workloads": [{"kind": "Deployment", "name": "petclinic"}],
+            },
         }
     )
 
