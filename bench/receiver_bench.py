@@ -5,7 +5,7 @@
 
 Both servers get the same Alertmanager payloads on 127.0.0.1, in the same run:
 
-- stackmedic-receiver (waitress, SQLite store in WAL mode with synchronous=FULL, every
+- stackmedic-receiver (stackmedic.httpserver, SQLite store in WAL mode with synchronous=FULL, every
   decision written before the answer) with the seed rules, calling the Jenkins stand-in;
 - `webhook` (/usr/bin/webhook) with one hook that checks the same bearer token and runs
   /bin/true.

@@ -19,7 +19,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 from stackmedic.config import duration
 
 from . import breaker, overview, payload, views
-from .auth import CHALLENGES, authorized
+from .auth import CHALLENGE, FailureLog, failure
 from .context import current
 from .model import ActionState, Decision, Pause
 from .store import StoreError
@@ -38,20 +38,56 @@ DURATION = re.compile(
 )
 
 
-def require_auth(view: Callable) -> Callable:
-    """401 with the challenges unless the request carries the configured credentials."""
+FAILED_LOGINS = FailureLog()
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
-    @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any):
-        if not authorized(request.headers.get("Authorization"), current().config.auth):
-            resp = jsonify({"error": "authentication required: a bearer token or HTTP Basic"})
-            resp.status_code = 401
-            for challenge in CHALLENGES:
-                resp.headers.add("WWW-Authenticate", challenge)
-            return resp
-        return view(*args, **kwargs)
 
-    return wrapped
+def require_auth(view: Callable | None = None, *, basic: bool = False) -> Callable:
+    """401 (Bearer challenge only) unless the request carries the configured credentials.
+
+    `basic=True` on the webhook alone: the configured Basic user is Alertmanager's, never an
+    operator's, so a browser holding it could not change state even if it were tricked.
+    """
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any):
+            s = current()
+            reason = failure(request.headers.get("Authorization"), s.config.auth, basic)
+            if reason is not None:
+                s.metrics.auth_failures.labels(reason).inc()
+                FAILED_LOGINS.record(reason, request.remote_addr or "-", request.path)
+                resp = jsonify({"error": "authentication required: a bearer token"})
+                resp.status_code = 401
+                resp.headers["WWW-Authenticate"] = CHALLENGE
+                return resp
+            if request.method in WRITE_METHODS and request.mimetype != "application/json":
+                return jsonify({"error": "Content-Type must be application/json"}), 415
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate(view) if view is not None else decorate
+
+
+@bp.before_request
+def refuse_cross_site_writes():
+    """Writes come from Alertmanager, curl or scripts, never from a page of another site.
+
+    A browser sends `Origin` with every cross-origin POST and cannot send a JSON
+    Content-Type cross-origin without a CORS preflight, which this API never grants: so a
+    foreign Origin is 403, and (in require_auth) a body not declared JSON is 415: a plain
+    HTML form can only send form or text/plain bodies.
+    """
+    if request.method not in WRITE_METHODS:
+        return None
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        log.warning("cross-origin write refused origin=%r path=%s", origin[:200], request.path)
+        return jsonify({"error": "cross-origin request refused"}), 403
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return jsonify({"error": "cross-origin request refused"}), 403
+    return None
 
 
 @bp.errorhandler(StoreError)
@@ -63,7 +99,7 @@ def unavailable(exc: StoreError):
 
 
 @bp.post("/alerts")
-@require_auth
+@require_auth(basic=True)
 def alerts():
     """Alertmanager's webhook: every decision is stored before the answer."""
     s = current()
@@ -191,7 +227,10 @@ def reset_breaker(key: str):
 
 
 def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True, force=True)
+    try:
+        data = payload.load_json(request.get_data(cache=False))
+    except payload.PayloadError:
+        data = None
     if not isinstance(data, dict):
         raise BadRequest("expected a JSON object")
     return data

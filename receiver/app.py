@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from werkzeug.exceptions import HTTPException
 
 from . import config as config_mod
+from . import headers
 from .actuators.base import Actuator
 from .actuators.jenkins import JenkinsClient
 from .actuators.kube_api import KubeAPI, in_cluster_namespace, in_cluster_url
@@ -151,6 +152,7 @@ def create_app(
     app.extensions[EXTENSION] = services
     app.register_blueprint(api_bp)
     app.register_blueprint(web_bp)
+    headers.install(app)
     app.register_error_handler(HTTPException, _error)
     if services.dispatcher and config.dispatcher.autostart:
         services.dispatcher.start()

@@ -1,14 +1,27 @@
-"""Who may post webhooks and change state: a bearer token or HTTP Basic, compared in constant time."""
+"""Who may post webhooks and change state: a bearer token, or HTTP Basic for the webhook
+only when the operator configured `auth.basic_auth`; compared in constant time.
+
+Basic is never advertised (the challenge names Bearer only): a browser that was never
+asked for Basic credentials never keeps any, so no page of another site can borrow them.
+Failed attempts are counted by reason and logged at most once a minute.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable
 
 from .config import AuthConfig
 
-CHALLENGES = ('Bearer realm="stackmedic"', 'Basic realm="stackmedic", charset="UTF-8"')
+log = logging.getLogger(__name__)
+
+CHALLENGE = 'Bearer realm="stackmedic"'
+REASONS = ("missing", "malformed", "bad_credentials", "basic_not_allowed")
 
 
 def _same(given: str, expected: str | None) -> bool:
@@ -17,31 +30,61 @@ def _same(given: str, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
 
 
-def authorized(header: str | None, auth: AuthConfig) -> bool:
-    """True when the Authorization header carries the configured credentials.
+def failure(header: str | None, auth: AuthConfig, basic_allowed: bool) -> str | None:
+    """None when the Authorization header carries the configured credentials, else why not.
 
-    A bearer token may also be given as the password of HTTP Basic (any user name), for
-    senders that only do Basic.
+    `basic_allowed`: the webhook accepts the configured Basic user; operator writes never do.
     """
     if auth.none:
-        return True
+        return None
     if not header:
-        return False
+        return "missing"
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer":
-        return _same(value, auth.bearer_token)
+        return None if _same(value, auth.bearer_token) else "bad_credentials"
     if scheme.lower() != "basic":
-        return False
+        return "malformed"
+    if not basic_allowed or auth.basic_password is None:
+        return "basic_not_allowed"
     try:
         user, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        return False
+        return "malformed"
     if not sep:
-        return False
-    if auth.basic_password is not None:
-        user_ok = _same(user, auth.basic_username)
-        password_ok = _same(password, auth.basic_password)
-        if user_ok and password_ok:
-            return True
-    return _same(password, auth.bearer_token)
+        return "malformed"
+    user_ok = _same(user, auth.basic_username)
+    password_ok = _same(password, auth.basic_password)
+    return None if user_ok and password_ok else "bad_credentials"
+
+
+def authorized(header: str | None, auth: AuthConfig, basic_allowed: bool = True) -> bool:
+    """True when the header carries the configured credentials."""
+    return failure(header, auth, basic_allowed) is None
+
+
+class FailureLog:
+    """Log failed logins at most once per `interval` seconds, with how many were not logged."""
+
+    def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.interval, self.clock = interval, clock
+        self._lock = threading.Lock()
+        self._last = -interval
+        self._suppressed = 0
+
+    def record(self, reason: str, client: str, path: str) -> bool:
+        """Log this failure unless one was logged within the interval; True when logged."""
+        with self._lock:
+            now = self.clock()
+            if now - self._last < self.interval:
+                self._suppressed += 1
+                return False
+            suppressed, self._suppressed, self._last = self._suppressed, 0, now
+        log.warning(
+            "authentication failed reason=%s client=%s path=%s not_logged_since_last=%d",
+            reason,
+            client,
+            path,
+            suppressed,
+        )
+        return True

@@ -1,4 +1,4 @@
-"""stackmedic-receiver: Alertmanager webhooks to Jenkins builds, served by waitress."""
+"""stackmedic-receiver: Alertmanager webhooks to Jenkins builds."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ import logging
 import secrets
 import signal
 import sys
+import threading
 from types import FrameType
 
 import voluptuous as vol
-import waitress
 
-from stackmedic import cli
+from stackmedic import cli, webconfig
 from stackmedic.config import ConfigError, listen_address
 
 from . import config as config_mod
 from . import rulecheck
 from .app import create_app
+from .server import serve
 
 log = logging.getLogger("receiver")
 
@@ -32,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
         dest="listen",
         default=config_mod.DEFAULT_LISTEN,
         help="host:port to serve on (default %(default)s)",
+    )
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        default="",
+        help="TLS and basic auth for the page, the read API and /metrics, in the format of "
+        "Prometheus' exporter-toolkit (the API's bearer token is accepted too)",
     )
     p.add_argument(
         "--rules.dir",
@@ -70,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     except vol.Invalid as exc:
         print(f"config error: --web.listen-address: {exc.error_message}", file=sys.stderr)
         return 2
+    try:
+        web_config = webconfig.load(args.web_config)
+    except ConfigError as exc:
+        return cli.config_errors(exc)
     if args.config_file:
         try:
             config = config_mod.load(args.config_file)
@@ -88,14 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(config)
     services = app.extensions["stackmedic"]
     try:
-        server = waitress.create_server(
-            app,
-            host=host,
-            port=port,
-            threads=config.threads,
-            max_request_body_size=config.max_body_bytes + 1,
-            ident="stackmedic-receiver",
-        )
+        server = serve(app, config, web_config, host, port)
     except OSError as exc:
         services.close()
         return cli.cannot_listen("stackmedic-receiver", args.listen, exc)
@@ -104,12 +109,20 @@ def main(argv: list[str] | None = None) -> int:
     # full passes, which otherwise pause every thread now and then for tens of ms
     gc.freeze()
     mode = "dry-run" if services.dry_run else "live"
-    log.info("listening address=%s:%s mode=%s rules=%d", host, server.effective_port, mode, len(config.rules))
+    log.info(
+        "listening address=%s:%s mode=%s rules=%d tls=%s",
+        host,
+        server.server_address[1],
+        mode,
+        len(config.rules),
+        web_config.tls is not None,
+    )
     try:
-        server.run()
+        threading.Event().wait()
     except (KeyboardInterrupt, SystemExit):
         log.info("stopping")
     finally:
-        server.close()
+        server.shutdown()
+        server.server_close()
         services.close()
     return 0

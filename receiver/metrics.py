@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ALERT_DECISIONS  # operators' rows (pause, resume, reset) are no decision on an alert
 RESULTS = ("SUCCESS", "FAILURE", "ABORTED", "UNSTABLE", "NOT_BUILT", "LOST", "ERROR")
+AUTH_FAILURE_REASONS = ("missing", "malformed", "bad_credentials", "basic_not_allowed")
 ENDPOINTS = ("build", "queue_item", "build_info", "job_builds", "queue", "crumb")
 
 
@@ -78,6 +79,15 @@ class ReceiverMetrics:
         self.store_errors = Counter(
             p + "store_errors", "Webhooks answered 503 because the store failed.", registry=registry
         )
+        self.auth_failures = Counter(
+            p + "auth_failures",
+            "Requests refused for their credentials, by reason (missing, malformed, bad_credentials, "
+            "basic_not_allowed).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason)
         for status in ("firing", "resolved"):
             self.alerts.labels(status)
         for outcome in OUTCOMES:

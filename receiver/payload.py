@@ -143,12 +143,36 @@ def _alert(raw: Any, path: list, problems: list) -> Alert | None:
     )
 
 
-def parse(body: bytes) -> Notification:
-    """Parse and validate a webhook body; PayloadError names every problem."""
+MAX_DEPTH = 32
+
+
+def load_json(body: bytes) -> Any:
+    """JSON no deeper than MAX_DEPTH: deeper nesting is a 400, never a RecursionError's 500
+    (which Alertmanager would send again forever)."""
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise PayloadError([("", f"nested deeper than {MAX_DEPTH} levels")]) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError([("", f"not valid JSON: {exc}")]) from None
+    level = [data]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return data
+    if any(isinstance(item, dict | list) for item in level):
+        raise PayloadError([("", f"nested deeper than {MAX_DEPTH} levels")])
+    return data
+
+
+def parse(body: bytes) -> Notification:
+    """Parse and validate a webhook body; PayloadError names every problem."""
+    data = load_json(body)
     if not isinstance(data, dict):
         raise PayloadError([("", "expected a JSON object")])
     problems: list[tuple[str, str]] = []

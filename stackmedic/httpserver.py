@@ -10,7 +10,7 @@ sockets stop every scrape. Connections beyond `max_connections` are closed at on
 idle keep-alive ones first.
 
 Deliberately small: HTTP/1.0 and 1.1, keep-alive, Content-Length bodies (no chunked
-requests: 411), no pipelining beyond one request at a time, no Expect: 100-continue.
+requests: 411), Expect: 100-continue, one request at a time per connection.
 """
 
 from __future__ import annotations
@@ -365,6 +365,10 @@ class Server:
             conn.head = _parse_head(bytes(buf[:end]))
             conn.length = _content_length(conn.head[3], self.limits.max_body_bytes)
             conn.header_end = end
+            expect = [v.lower() for k, v in conn.head[3] if k.lower() == "expect"]
+            if conn.length and expect == ["100-continue"] and len(buf) < end + 4 + conn.length:
+                with contextlib.suppress(OSError, ValueError):  # curl waits for this before a body
+                    conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
         total = conn.header_end + 4 + conn.length
         if len(buf) < total or conn.head is None:
             return None

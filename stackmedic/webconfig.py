@@ -249,12 +249,24 @@ def load(path: str | Path | None) -> WebConfig:
         raise ConfigError((f"--web.config.file {p}".rstrip(), m) for p, m in exc.problems) from None
 
 
-def wsgi(app: Callable, config: WebConfig, on_failure: Callable[[Login], None] | None = None) -> Callable:
-    """`app` behind basic_auth_users (401 with a Basic challenge) and the configured headers."""
+def wsgi(
+    app: Callable,
+    config: WebConfig,
+    on_failure: Callable[[Login], None] | None = None,
+    bypass: Callable[[dict], bool] | None = None,
+) -> Callable:
+    """`app` behind basic_auth_users (401 with a Basic challenge) and the configured headers.
+
+    `bypass(environ)` lets a request through that the app authenticates itself (the
+    receiver's webhook with its bearer token).
+    """
     extra = list(config.headers.items())
 
     def wrapped(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        login = config.authenticate(environ.get("HTTP_AUTHORIZATION"))
+        if bypass is not None and bypass(environ):
+            login = Login(user="")
+        else:
+            login = config.authenticate(environ.get("HTTP_AUTHORIZATION"))
         if login.user is None:
             if on_failure is not None:
                 on_failure(login)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import waitress
 from flask import Flask
+from stackmedic.receiver import server as receiver_server
 from stackmedic.receiver.app import create_app
 
 from harness.jenkins_standin import JenkinsStandIn
+from stackmedic.webconfig import WebConfig
 from tests.receiver.helpers import JOB_PARAMS, TOKEN, receiver_config
 
 
@@ -52,15 +52,17 @@ def make_app(tmp_path: Path, standin: JenkinsStandIn, secrets_env: None) -> Iter
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Flask], str]]:
-    """serve(app) -> base URL: the app under waitress on 127.0.0.1 in this process."""
+    """serve(app) -> base URL: the app under the receiver's own server on 127.0.0.1, in this process."""
     servers: list[Any] = []
 
-    def start(app: Flask) -> str:
-        server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
-        threading.Thread(target=server.run, daemon=True).start()
+    def start(app: Flask, web_config: WebConfig | None = None) -> str:
+        config = app.extensions["stackmedic"].config
+        server = receiver_server.serve(app, config, web_config or WebConfig(), "127.0.0.1", 0)
         servers.append(server)
-        return f"http://127.0.0.1:{server.effective_port}"
+        scheme = "https" if web_config is not None and web_config.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{server.server_address[1]}"
 
     yield start
     for server in servers:
-        server.close()
+        server.shutdown()
+        server.server_close()

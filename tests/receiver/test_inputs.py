@@ -35,35 +35,34 @@ def test_bad_credentials_get_401_with_challenges_and_no_build(make_app, standin,
     app = make_app()
     resp = app.test_client().post("/api/v1/alerts", json=notification(alert()), headers=headers)
     assert resp.status_code == 401
-    assert resp.json == {"error": "authentication required: a bearer token or HTTP Basic"}
-    assert resp.headers.getlist("WWW-Authenticate") == [
-        'Bearer realm="stackmedic"',
-        'Basic realm="stackmedic", charset="UTF-8"',
-    ]
+    assert resp.json == {"error": "authentication required: a bearer token"}
+    # Basic is never advertised: a browser never asks for, nor keeps, Basic credentials
+    assert resp.headers.getlist("WWW-Authenticate") == ['Bearer realm="stackmedic"']
     assert actions(app) == [] and standin.calls == []
 
 
-def test_token_as_basic_password_is_accepted(make_app):
+def test_the_token_as_basic_password_is_refused_unless_basic_is_configured(make_app):
     app = make_app()
     resp = app.test_client().post("/api/v1/alerts", json=notification(alert()), headers=basic("am", TOKEN))
-    assert resp.status_code == 200
+    assert resp.status_code == 401
+    metrics = app.test_client().get("/metrics").text
+    assert 'stackmedic_receiver_auth_failures_total{reason="basic_not_allowed"} 1.0' in metrics
 
 
-def test_configured_basic_auth(make_app, monkeypatch):
+def test_configured_basic_auth_is_for_the_webhook_only(make_app, monkeypatch):
     monkeypatch.setenv("TEST_BASIC_PW", "s3cret")
     app = make_app(auth={"basic_auth": {"username": "alertmanager", "password_env": "TEST_BASIC_PW"}})
     client = app.test_client()
-    assert (
-        client.post(
-            "/api/v1/alerts", json=notification(), headers=basic("alertmanager", "s3cret")
-        ).status_code
-        == 200
-    )
+    am = basic("alertmanager", "s3cret")
+    assert client.post("/api/v1/alerts", json=notification(), headers=am).status_code == 200
     assert (
         client.post("/api/v1/alerts", json=notification(), headers=basic("other", "s3cret")).status_code
         == 401
     )
     assert client.post("/api/v1/alerts", json=notification(), headers=AUTH).status_code == 401
+    # Alertmanager's Basic user cannot pause anything
+    pause = {"target": "*", "duration": "1h", "author": "x"}
+    assert client.post("/api/v1/pause", json=pause, headers=am).status_code == 401
 
 
 def test_auth_none_must_be_explicit(make_app):
@@ -74,7 +73,9 @@ def test_auth_none_must_be_explicit(make_app):
 def test_oversized_body_gets_413_and_no_build(make_app, standin):
     app = make_app(web={"max_body_bytes": 4096})
     big = notification(alert(padding="x" * 5000))
-    resp = app.test_client().post("/api/v1/alerts", data=json.dumps(big), headers=AUTH)
+    resp = app.test_client().post(
+        "/api/v1/alerts", data=json.dumps(big), headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert resp.status_code == 413
     assert resp.json["error"].startswith("The data value transmitted exceeds the capacity limit")
     assert actions(app) == [] and standin.calls == []

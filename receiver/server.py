@@ -1,0 +1,66 @@
+"""The receiver's HTTP server: stackmedic.httpserver with its limits, behind the web config.
+
+Not waitress: waitress stops accepting at its connection limit (100) and times a client out
+only after 120 s of silence, so about 100 idle sockets, kept alive with a byte every 25 s,
+stopped every answer and Alertmanager's webhooks timed out. stackmedic.httpserver reads
+each request whole in one selector thread against a deadline from its first byte, evicts
+idle keep-alive connections first, and speaks TLS (waitress cannot).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from flask import Flask
+
+from stackmedic import webconfig
+from stackmedic.httpserver import Limits, Server
+from stackmedic.webconfig import Login, WebConfig
+
+from .api import FAILED_LOGINS
+from .auth import failure
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/api/v1/alerts"
+
+
+def limits(config: Config) -> Limits:
+    """Connections and deadlines: Alertmanager posts within a second of each other at most."""
+    return Limits(
+        max_connections=512,
+        threads=config.threads,
+        request_timeout=10.0,
+        idle_timeout=60.0,
+        write_timeout=10.0,
+        max_body_bytes=config.max_body_bytes,
+        backlog=256,
+    )
+
+
+def wrap(app: Flask, config: Config, web_config: WebConfig) -> Callable:
+    """`app` behind basic_auth_users; the API's own credentials (the bearer token, and on the
+    webhook the configured Basic user) are accepted in their place."""
+    if not (web_config.auth_required or web_config.headers):
+        return app
+    services = app.extensions["stackmedic"]
+
+    def own_credentials(environ: dict) -> bool:
+        if config.auth.none:
+            return False
+        header = environ.get("HTTP_AUTHORIZATION")
+        return failure(header, config.auth, environ.get("PATH_INFO") == WEBHOOK_PATH) is None
+
+    def failed(login: Login) -> None:
+        services.metrics.auth_failures.labels(login.reason or "bad_credentials").inc()
+        FAILED_LOGINS.record(login.reason or "bad_credentials", "-", "(web config)")
+
+    return webconfig.wsgi(app, web_config, on_failure=failed, bypass=own_credentials)
+
+
+def serve(app: Flask, config: Config, web_config: WebConfig, host: str, port: int) -> Server:
+    """Bind and start serving in background threads; `server_address` has the real port."""
+    wsgi = wrap(app, config, web_config)
+    return Server(wsgi, host, port, limits(config), web_config.tls, ident="stackmedic-receiver").start()
