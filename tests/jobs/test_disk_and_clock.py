@@ -229,3 +229,32 @@ def test_backup_refuses_up_front_when_free_space_is_short(stack: JobStack):
         ]
     finally:
         unmount(stack.backup_root)
+
+
+@pytest.mark.services
+def test_database_and_disk_errors_still_print_one_result_line(mariadb_factory, stack_factory):
+    # Issue 10 defect 13: database and disk errors printed no JSON result line.
+    server = mariadb_factory()
+    stack = stack_factory(server)
+    mount_tmpfs(stack.backup_root, "1m")
+    try:
+        backup = stack.run("backup", "--database", stack.db)
+        assert backup.rc == errors.OK, backup.err
+        filler = fill(stack.backup_root)
+        verify = stack.run("verify", "--database", stack.db)  # the load works; the manifest cannot be written
+        assert verify.rc == errors.FAILED
+        line = one_json(verify.out)
+        assert (line["status"], line["command"], line["database"]) == ("failed", "verify", stack.db)
+        assert "No space left on device" in line["error"]
+
+        filler.unlink()
+        server.stop()
+        down = f"database server 127.0.0.1:{server.port} is down"
+        for args in (("backup",), ("verify",)):
+            result = stack.run(*args, "--database", stack.db)
+            assert result.rc == errors.SERVER_DOWN
+            line = one_json(result.out)
+            assert (line["status"], line["command"], line["exit_code"]) == ("refused", args[0], 3)
+            assert line["error"].startswith(down)
+    finally:
+        unmount(stack.backup_root)
