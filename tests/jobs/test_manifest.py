@@ -104,3 +104,21 @@ def test_manifest_rewrite_is_atomic_and_leaves_no_tmp(tmp_path: Path):
     )
     assert mf.read(mf.manifest_path(dump)).verified == mf.Verification(WHEN, False, "checksum mismatch")
     assert sorted(p.name for p in tmp_path.iterdir()) == [dump.name, dump.name + ".json"]
+
+
+def test_a_manifest_from_before_trust_status_reads_as_trusted_when_verified(tmp_path: Path):
+    dump = make_backup(tmp_path, "petclinic", WHEN, mf.Verification(WHEN, True, ""))
+    path = mf.manifest_path(dump)
+    data = json.loads(path.read_text())
+    for key in ("status", "status_reason", "binlog"):
+        del data[key]
+    path.write_text(json.dumps(data))
+    old = mf.read(path)
+    assert (old.trusted, old.verify_status, old.binlog) == (True, "ok", None)
+    data["verified"] = None
+    path.write_text(json.dumps(data))
+    assert (mf.read(path).trusted, mf.read(path).verify_status) == (False, "unverified")
+    data["status"] = "maybe"
+    path.write_text(json.dumps(data))
+    with pytest.raises(mf.ManifestError, match="invalid manifest: unknown status 'maybe'"):
+        mf.read(path)
