@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -107,9 +108,16 @@ class Notifier:
         try:
             resp = self.session.post(url, json=event, timeout=self.timeout)
             if resp.status_code >= 300:
-                log.error("notification %s to %s answered HTTP %s", event["event"], url, resp.status_code)
+                log.error(
+                    "notification %s to host=%s answered HTTP %s",
+                    event["event"],
+                    _host(url),
+                    resp.status_code,
+                )
         except requests.RequestException as exc:
-            log.error("notification %s to %s failed: %s", event["event"], url, exc)
+            # neither the URL nor the exception's text, which repeats it: a chat webhook's
+            # path is its secret
+            log.error("notification %s to host=%s failed: %s", event["event"], _host(url), type(exc).__name__)
 
     def join(self, timeout: float = 5.0) -> None:
         """Wait for notifications under way (tests, shutdown)."""
@@ -124,3 +132,8 @@ def _build(action: Action) -> dict[str, Any]:
         "result": action.result,
         "url": action.build_url,
     }
+
+
+def _host(url: str) -> str:
+    """Only the host of a notify_url, for logs."""
+    return urlsplit(url).hostname or "?"

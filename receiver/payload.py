@@ -113,8 +113,9 @@ def _alert(raw: Any, path: list, problems: list) -> Alert | None:
     if not isinstance(annotations, dict):
         bad(["annotations"], "expected an object")
     fingerprint = raw.get("fingerprint")
-    if "fingerprint" in raw and (not isinstance(fingerprint, str) or not 0 < len(fingerprint) <= 128):
-        bad(["fingerprint"], "expected a string of 1 to 128 characters")
+    if "fingerprint" in raw and (not isinstance(fingerprint, str) or not FINGERPRINT.fullmatch(fingerprint)):
+        # Alertmanager's are 16 hex digits; a newline here could forge a log line
+        bad(["fingerprint"], "expected 1 to 128 letters, digits, '-' or '_'")
     times: dict[str, tuple[str, float, bool]] = {}
     for key in ("startsAt", "endsAt"):
         value = raw.get(key)
@@ -144,6 +145,7 @@ def _alert(raw: Any, path: list, problems: list) -> Alert | None:
 
 
 MAX_DEPTH = 32
+FINGERPRINT = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def load_json(body: bytes) -> Any:

@@ -42,8 +42,10 @@ class Rule:
         self.name = config.name
         self.job = config.job
         self.policy: BreakerPolicy = config.breaker
-        self._match_re = {k: re.compile(v) for k, v in config.match_re.items()}
-        self._allow = {k: re.compile(v) for k, v in config.allow.items()}
+        # ASCII classes, as Alertmanager's Go regexps have: `\w` must not accept a Cyrillic
+        # look-alike of a service name
+        self._match_re = {k: re.compile(v, re.ASCII) for k, v in config.match_re.items()}
+        self._allow = {k: re.compile(v, re.ASCII) for k, v in config.allow.items()}
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Alertmanager semantics: a missing label is the empty string; regexes are anchored."""

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from stackmedic.config import redact_url
+
 from . import breaker as breaker_mod
 from . import job_result
 from .model import Action, Breaker, Pause
@@ -93,7 +95,8 @@ def status(services: Any) -> dict[str, Any]:
         "dry_run": services.dry_run,
         "replica": c.store.replica,
         "store": c.store.type,
-        "jenkins": c.jenkins.url if c.jenkins else None,
+        # never a password written into the URL: this is shown without login
+        "jenkins": redact_url(c.jenkins.url) if c.jenkins else None,
         "rules": [{"name": r.name, "job": r.job, "target": r.config.target} for r in services.rules],
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,9 @@ def alert(
         "startsAt": starts_at,
         "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-01-01T10:05:00Z",
         "generatorURL": "http://prometheus/graph",
-        "fingerprint": fingerprint or f"fp-{service}",
+        # Alertmanager's fingerprints are hex digits whatever the labels hold
+        "fingerprint": fingerprint
+        or (f"fp-{service}" if re.fullmatch(r"[\w-]{1,64}", service, re.ASCII) else "fp-hostile"),
     }
 
 

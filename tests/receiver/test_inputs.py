@@ -125,7 +125,7 @@ def test_oversized_body_through_waitress(make_app, standin, serve):
         (
             b'{"alerts": [{"status": "firing", "labels": {}, "startsAt": "2026-01-01T00:00:00Z", "fingerprint": ""}]}',
             "alerts[0].fingerprint",
-            "expected a string of 1 to 128 characters",
+            "expected 1 to 128 letters, digits, '-' or '_'",
         ),
     ],
 )

@@ -264,3 +264,51 @@ def test_web_config_puts_the_page_and_read_api_behind_tls_and_a_login(make_app, 
         requests.get(url.replace("https:", "http:") + "/", timeout=5)
     metrics = app.test_client().get("/metrics").text
     assert 'stackmedic_receiver_auth_failures_total{reason="missing"} 4.0' in metrics
+
+
+def test_a_password_in_jenkins_url_is_never_shown(make_app, standin):
+    jenkins_url = standin.url.replace("http://", "http://admin:Sup3rS3cret@")
+    app = make_app(
+        jenkins={
+            "url": jenkins_url,
+            "user": standin.user,
+            "api_token_env": "TEST_JENKINS_TOKEN",
+            "timeout": 1,
+        }
+    )
+    client = app.test_client()
+    status = client.get("/api/v1/status").json
+    assert status["jenkins"] == jenkins_url.replace("Sup3rS3cret", "***")
+    assert "Sup3rS3cret" not in client.get("/").text
+
+
+def test_a_failed_notification_never_logs_its_url(caplog):
+    from stackmedic.receiver.notify import Notifier
+
+    port = free_port()  # nothing listens there
+    secret_url = f"http://127.0.0.1:{port}/services/T0000/B0000/XsecretXpathX"
+    notifier = Notifier(timeout=2)
+    caplog.set_level(logging.ERROR, logger="stackmedic.receiver.notify")
+    notifier._post(secret_url, {"event": "breaker_opened"})
+    assert "notification breaker_opened to host=127.0.0.1 failed: ConnectionError" in caplog.text
+    assert "XsecretXpathX" not in caplog.text
+
+
+def test_a_fingerprint_with_a_newline_is_refused(make_app):
+    forged = 'abc\nts=2026-01-01 level=info msg="breaker reset"'
+    body = notification({**alert(), "fingerprint": forged})
+    resp = make_app().test_client().post("/api/v1/alerts", json=body, headers=AUTH)
+    assert resp.status_code == 400
+    assert resp.json["problems"] == [
+        {"path": "alerts[0].fingerprint", "message": "expected 1 to 128 letters, digits, '-' or '_'"}
+    ]
+
+
+def test_allow_patterns_match_ascii_only(make_app, standin):
+    from stackmedic.receiver.config import RuleConfig
+    from stackmedic.receiver.rules import ParamRejected, Rule
+
+    rule = Rule(RuleConfig(name="r", job="j", match={"a": "b"}, target="svc", allow={"svc": r"^\w+$"}))
+    assert rule.allowed("svc", {"svc": "petclinic"}) == "petclinic"
+    with pytest.raises(ParamRejected):
+        rule.allowed("svc", {"svc": "реtclinic"})  # Cyrillic р and е
