@@ -185,6 +185,8 @@ HTTP_TARGET = {
     vol.Optional("tls_verify", default=True): bool,
     vol.Optional("ca_file"): str,
     vol.Optional("follow_redirects", default=True): bool,
+    # https -> http on a redirect sends the headers and reads the answer in clear: off unless set
+    vol.Optional("allow_http_redirect", default=False): bool,
     vol.Optional("headers", default={}): {str: str},
 }
 MYSQL_QUERY = {
