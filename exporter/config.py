@@ -189,10 +189,24 @@ HTTP_TARGET = {
     vol.Optional("allow_http_redirect", default=False): bool,
     vol.Optional("headers", default={}): {str: str},
 }
+
+
+def _read_query(value: Any) -> str:
+    """One statement that reads: a check must never change the database it watches."""
+    if not isinstance(value, str) or not value.strip():
+        raise vol.Invalid("expected an SQL query (string)")
+    first = value.strip().split(None, 1)[0].upper()
+    if first not in ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN") or ";" in value.strip().rstrip(
+        ";"
+    ):
+        raise vol.Invalid("expected one statement that reads (SELECT, WITH, SHOW...): queries run read-only")
+    return value
+
+
 MYSQL_QUERY = {
     vol.Required("name"): _name,
     vol.Optional("database"): _identifier,
-    vol.Required("sql"): vol.All(str, vol.Length(min=1)),
+    vol.Required("sql"): _read_query,
 }
 MYSQL_SERVER = {
     vol.Required("name"): _name,

@@ -246,9 +246,15 @@ class MysqlCheck(Check):
             try:
                 if q.get("database"):
                     cur.execute(f"USE {quote(q['database'])}")
-                cur.execute(q["sql"])
-                if cur.fetchone() is not None:
-                    ok.add(q["name"])
+                # a check only reads: in a read-only transaction the server refuses a write
+                # (error 1792), and whatever happened is rolled back
+                cur.execute("START TRANSACTION READ ONLY")
+                try:
+                    cur.execute(q["sql"])
+                    if cur.fetchone() is not None:
+                        ok.add(q["name"])
+                finally:
+                    cur.execute("ROLLBACK")
             except Exception as exc:
                 if not _is_server_error(exc):
                     raise

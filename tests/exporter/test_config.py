@@ -237,3 +237,25 @@ def test_embedded_default_follows_docker_host(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
     cfg = config.default_config(docker_socket=str(tmp_path / "no.sock"))
     assert cfg["containers"]["docker_url"] == cfg["docker_space"]["docker_url"] == "tcp://127.0.0.1:2375"
+
+
+def test_a_query_that_writes_is_refused():
+    with pytest.raises(ConfigError) as info:
+        config.parse(
+            {
+                "mysql": [
+                    {
+                        "name": "db",
+                        "user": "u",
+                        "queries": [
+                            {"name": "q", "sql": "DELETE FROM owners"},
+                            {"name": "r", "sql": "SELECT 1; DROP TABLE owners"},
+                        ],
+                    }
+                ]
+            }
+        )
+    assert info.value.lines() == [
+        "config error: mysql[0].queries[0].sql: expected one statement that reads (SELECT, WITH, SHOW...): queries run read-only",
+        "config error: mysql[0].queries[1].sql: expected one statement that reads (SELECT, WITH, SHOW...): queries run read-only",
+    ]

@@ -299,3 +299,23 @@ def test_a_check_cut_at_the_deadline_reads_timeout(petclinic):
 def test_tls_off_by_default_is_explicit(petclinic):
     # PyMySQL would otherwise try TLS and build a CA store on every connection
     assert MysqlCheck(server(petclinic))._tls == {"ssl_disabled": True}
+
+
+def test_queries_run_read_only_and_are_rolled_back(petclinic):
+    """Issue 13 defect 11: a configured INSERT or DELETE must change nothing, at any scrape."""
+    petclinic.create_user("sm_exporter_rw", "rw-pw-91ac", [f"SELECT, INSERT, DELETE ON {DB}.*"])
+    queries = [
+        {"name": "delete", "database": DB, "sql": "DELETE FROM owners"},
+        {"name": "insert", "database": DB, "sql": "INSERT INTO owners VALUES (99, 'Mallory')"},
+        {"name": "select", "database": DB, "sql": "SELECT 1 FROM owners WHERE id = 1"},
+    ]
+    check = MysqlCheck(server(petclinic, user="sm_exporter_rw", password="rw-pw-91ac", queries=queries))
+    for _ in range(2):
+        reg = scrape([check])
+    q = {
+        n: reg.get_sample_value("stackmedic_mysql_query_success", {"server": "stack", "query": n})
+        for n in ("delete", "insert", "select")
+    }
+    assert q == {"delete": 0, "insert": 0, "select": 1}
+    assert petclinic.execute(f"SELECT id FROM {DB}.owners ORDER BY id") == [(1,), (2,)]
+    petclinic.execute("DROP USER IF EXISTS 'sm_exporter_rw'@'127.0.0.1'")
