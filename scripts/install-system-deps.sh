@@ -21,6 +21,7 @@ check prometheus-mysqld-exporter prometheus-mysqld-exporter
 check webhook webhook
 check chromium chromium  # the receiver's page tests (harness/browser.py)
 [ -x /bin/busybox ] || need+=(busybox-static)
+check openssl openssl  # certificates for the TLS tests (tests/security/certs.py)
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "system packages: all present"
