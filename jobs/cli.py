@@ -217,6 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = jobs_config.load(args.config_file)
     except ConfigError as exc:
+        if args.command and not args.config_check:  # a job's one result line, even for a bad config
+            Emitter()(
+                {
+                    "status": "refused",
+                    "command": args.command,
+                    "error": "invalid configuration",
+                    "exit_code": errors.USAGE,
+                }
+            )
         return cli.config_errors(exc)
     if args.config_check:
         sys.stderr.write(f"config ok: {args.config_file}\n")

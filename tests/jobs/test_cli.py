@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,16 @@ def test_an_invalid_config_lists_every_problem_and_exits_2(tmp_path: Path, capsy
     bad = tmp_path / "jobs.yml"
     bad.write_text("databases:\n  petclinic:\n    backup_dir: relative\nservices: {x: {}}\nfoo: 1\n")
     assert main(["--config.file", str(bad), "backup", "--database", "petclinic"]) == errors.USAGE
-    assert capsys.readouterr().err.splitlines() == [
+    out, err = capsys.readouterr()
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {
+            "status": "refused",
+            "command": "backup",
+            "error": "invalid configuration",
+            "exit_code": errors.USAGE,
+        }
+    ], "a job prints its one result line even when its configuration is invalid"
+    assert err.splitlines() == [
         "config error: databases.petclinic.backup_dir: expected an absolute path, got 'relative'",
         "config error: databases.petclinic.backup_user: required key missing",
         "config error: databases.petclinic.connection: required key missing",
