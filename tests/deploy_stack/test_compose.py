@@ -166,6 +166,8 @@ SECRET_USERS = {
     "alertmanager_password": {"prometheus", "alertmanager"},
     "prometheus_web_config": {"prometheus"},
     "alertmanager_web_config": {"alertmanager"},
+    "metrics_password": {"prometheus", "stackmedic-exporter"},
+    "exporter_web_config": {"stackmedic-exporter"},
 }
 
 
@@ -181,7 +183,9 @@ def test_secrets_are_files_under_secrets_and_the_generator_makes_every_one(resol
     secrets_dir = resolved_compose.workdir / "secrets"
     for name, secret in resolved_compose.config["secrets"].items():
         path = Path(secret["file"])
-        assert path in (secrets_dir / f"{name}.txt", secrets_dir / f"{name.removesuffix('_config')}.yml")
+        assert path in (secrets_dir / f"{name}.txt", secrets_dir / f"{name.removesuffix('_config')}.yml"), (
+            name
+        )
         assert path.read_text().strip(), f"{name} generated empty"
 
 

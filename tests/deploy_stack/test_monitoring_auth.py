@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,3 +254,41 @@ def test_amtool_in_the_container_logs_in_with_the_mounted_http_config(
     run = subprocess.run([*amtool, f"--http.config.file={local}"], capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("ID")
+
+
+def test_the_exporter_asks_prometheus_for_its_login_and_its_healthcheck_has_it(
+    resolved_compose: ResolvedCompose, tmp_path: Path
+):
+    exporter = resolved_compose.services["stackmedic-exporter"]
+    files = secret_files(resolved_compose, "stackmedic-exporter")
+    flags_ = dict(a.removeprefix("--").split("=", 1) for a in exporter["command"][1:])
+    web = outside(flags_["web.config.file"], files)
+    (tmp_path / "exporter.yml").write_text("system:\n  filesystems: [/]\n")
+    port = free_port()
+    program = Path(sys.executable).parent / "stackmedic-exporter"
+    argv = [
+        str(program),
+        f"--config.file={tmp_path / 'exporter.yml'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.config.file={web}",
+    ]
+    process = Process(argv, tmp_path / "exporter.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: requests.get(f"{url}/-/healthy", timeout=2).status_code == 401, 30, "the exporter")
+        # the credentials Prometheus scrapes it with (prometheus.yml), read from the same secret
+        prom = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+        (job,) = [j for j in prom["scrape_configs"] if j["job_name"] == "stackmedic-exporter"]
+        password_file = secret_files(resolved_compose, "prometheus")[job["basic_auth"]["password_file"]]
+        auth = (job["basic_auth"]["username"], password_file.read_text())
+        assert requests.get(f"{url}/metrics", auth=auth, timeout=10).status_code == 200
+        assert requests.get(f"{url}/", timeout=10).status_code == 401
+        # the healthcheck, as compose runs it, with the port of this run
+        kind, *check = exporter["healthcheck"]["test"]
+        assert kind == "CMD" and check[:2] == ["python", "-c"]
+        code = outside(check[2], files).replace("127.0.0.1:9877", f"127.0.0.1:{port}")
+        assert "/run/secrets/metrics_password" in check[2] and "/run/secrets" not in code
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+        assert run.returncode == 0, run.stderr
+    finally:
+        process.stop()

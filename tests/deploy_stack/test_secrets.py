@@ -83,15 +83,16 @@ def web_config_user(path: Path) -> tuple[str, str]:
 def test_the_web_configs_hold_a_bcrypt_hash_of_their_password_never_the_password(tmp_path: Path):
     out = tmp_path / "s"
     generate_secrets(out)
-    for web, password in (
-        ("prometheus_web.yml", "prometheus_password"),
-        ("alertmanager_web.yml", "alertmanager_password"),
+    for web, password, want in (
+        ("prometheus_web.yml", "prometheus_password", "admin"),
+        ("alertmanager_web.yml", "alertmanager_password", "admin"),
+        ("exporter_web.yml", "metrics_password", "prometheus"),
     ):
         text = (out / web).read_text()
         secret = (out / f"{password}.txt").read_text()
         assert secret not in text
         user, hashed = web_config_user(out / web)
-        assert user == "admin"
+        assert user == want
         assert bcrypt.checkpw(secret.encode(), hashed.encode()), web
         assert stat.S_IMODE((out / web).stat().st_mode) == 0o644
 
