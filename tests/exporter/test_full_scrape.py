@@ -11,6 +11,7 @@ from stackmedic.exporter.collector import ScrapeRunner
 from stackmedic.exporter.config import parse
 from stackmedic.exporter.web import make_app, serve
 
+from harness.kube_standin import KubeStandIn
 from harness.services import free_port, require_binary
 
 
@@ -23,6 +24,9 @@ def full_config(mariadb, docker_engine, web_target, hung_server, tmp_path, monke
     docker_engine.run_http("sm-full-petclinic", app_port, www, compose_service="petclinic")
     (tmp_path / "backups" / "petclinic").mkdir(parents=True)
     monkeypatch.setenv("SM_FULL_PW", mariadb.root_password)
+    kube = KubeStandIn().start()
+    kube.add_deployment("petclinic")
+    (tmp_path / "kube-token").write_text(kube.token)
     yield {
         "system": {"filesystems": ["/", str(tmp_path / "not-mounted")]},
         "processes": {
@@ -60,7 +64,14 @@ def full_config(mariadb, docker_engine, web_target, hung_server, tmp_path, monke
             }
         ],
         "backups": {"directory": str(tmp_path / "backups"), "databases": ["petclinic"]},
+        "kubernetes": {
+            "api_url": kube.url,
+            "namespace": kube.namespace,
+            "token_file": str(tmp_path / "kube-token"),
+            "workloads": [{"kind": "Deployment", "name": "petclinic"}],
+        },
     }
+    kube.stop()
     docker_engine.remove_all_containers()
 
 
@@ -87,6 +98,10 @@ def test_full_scrape_passes_promtool(full_config):
     assert 'stackmedic_http_up{target="petclinic"} 1.0' in text
     assert 'stackmedic_container_running{compose_service="petclinic"} 1.0' in text
     assert 'stackmedic_mysql_up{server="stack"} 1.0' in text
+    assert (
+        'stackmedic_workload_replicas_available{kind="Deployment",namespace="stackmedic",workload="petclinic"} 2.0'
+        in text
+    )
     assert 'stackmedic_mysql_table_present{database="mysql",server="stack",table="no_such_table"} 0.0' in text
     assert 'stackmedic_tcp_port_listener_info{name="mysql",port="' in text
     assert 'stackmedic_check_failure_reason{check="http/hung",reason="timeout"} 1.0' in text
