@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from stackmedic.exporter.checks.containers import CONTAINER_HEALTH, CONTAINER_STATES, ContainersCheck, Service
+from stackmedic.exporter.checks.docker_api import DockerApi, DockerError
 from stackmedic.exporter.checks.docker_space import DockerSpaceCheck, space_of
 
 from harness.services import free_port, wait_for
@@ -180,3 +181,14 @@ print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"docker", "requests", 
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
+
+
+def test_docker_api_speaks_the_engines_version_and_reports_errors(engine):
+    api = DockerApi(engine.base_url, 5)
+    try:
+        assert isinstance(api.containers(), list)
+        assert api._prefix == f"/v{engine.client.version()['ApiVersion']}"
+        with pytest.raises(DockerError, match=r"GET /v[0-9.]+/containers/no-such-container/json: HTTP 404"):
+            api.inspect("no-such-container")
+    finally:
+        api.close()
