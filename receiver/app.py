@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +29,7 @@ from .incident_metrics import IncidentCollector
 from .intake import Intake
 from .metrics import ReceiverMetrics, StateCollector
 from .notify import Notifier
+from .replicas import Replica, StoreClock, persisted_name
 from .rules import Rule, compile_rules
 from .store import open_store
 from .web import bp as web_bp
@@ -76,11 +79,37 @@ def _actuators(
     return out
 
 
-def _build_services(config: Config, clock: Callable[[], float], session: requests.Session | None) -> Services:
+def _replica(config: Config) -> Config:
+    """The configured replica name, or the one generated and kept beside the SQLite file."""
+    if config.store.replica:
+        return config
+    name = persisted_name(os.path.dirname(os.path.abspath(config.store.path)))
+    return dataclasses.replace(config, store=dataclasses.replace(config.store, replica=name))
+
+
+def _build_services(
+    config: Config, given_clock: Callable[[], float] | None, session: requests.Session | None
+) -> Services:
     registry = CollectorRegistry()
     rules = compile_rules(config.rules)
     by_name = {r.name: r for r in rules}
     store = open_store(config.store)
+    # one clock: the store server's, unless a test hands one in
+    if isinstance(given_clock, StoreClock):  # a test's: the store's time through a skewed local clock
+        store_clock: StoreClock | None = given_clock
+    elif given_clock is None and store.server_time() is not None:
+        store_clock = StoreClock()
+    else:
+        store_clock = None
+    clock: Callable[[], float] = given_clock or store_clock or time.time
+    d = config.dispatcher
+    replica = Replica(store, config.store.replica, clock, d.heartbeat, d.heartbeat_timeout, store_clock)
+    try:
+        replica.register()
+    except BaseException:
+        store.close()
+        raise
+    replica.start()
     metrics = ReceiverMetrics(registry, rules)
     registry.register(StateCollector(store, clock))
     registry.register(IncidentCollector(store, clock))
@@ -102,6 +131,7 @@ def _build_services(config: Config, clock: Callable[[], float], session: request
             retention=config.store.retention,
             clock=clock,
         )
+        dispatcher.heartbeat_timeout = d.heartbeat_timeout
         dispatcher.flow.on_finished = lambda row: notifier.finished(row, _notify_url(by_name, row.rule))
     intake = Intake(
         store,
@@ -113,7 +143,7 @@ def _build_services(config: Config, clock: Callable[[], float], session: request
         on_breaker_open=lambda row: notifier.breaker_opened(row, by_name[row.rule].policy.notify_url),
         on_escalated=lambda e: notifier.escalated(e, by_name[e.rule].policy.notify_url),
     )
-    return Services(config, store, rules, metrics, registry, intake, notifier, dispatcher, clock)
+    return Services(config, store, rules, metrics, registry, intake, notifier, dispatcher, clock, replica)
 
 
 def _notify_url(rules: Mapping[str, Rule], name: str | None) -> str | None:
@@ -136,15 +166,16 @@ def _error(exc: HTTPException):
 def create_app(
     test_config: Config | Mapping[str, Any] | None = None,
     *,
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] | None = None,
     session: requests.Session | None = None,
 ) -> Flask:
     """The receiver app; `test_config` is a Config or a mapping in the YAML file's schema.
 
     Without one: dry-run, no rules, and a generated webhook token (see `services.config`).
-    The dispatcher starts here unless `dispatcher.autostart` is false.
+    The dispatcher starts here unless `dispatcher.autostart` is false. Without `clock`, time
+    is the store's (replicas.StoreClock); ReplicaNameTaken when a live replica has our name.
     """
-    config = _config(test_config)
+    config = _replica(_config(test_config))
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False

@@ -19,6 +19,7 @@ from stackmedic.config import ConfigError, listen_address
 from . import config as config_mod
 from . import rulecheck
 from .app import create_app
+from .replicas import ReplicaNameTaken
 from .server import serve
 
 log = logging.getLogger("receiver")
@@ -97,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         config = config_mod.unconfigured(token)
         print("stackmedic-receiver: no --config.file, so dry-run mode with no rules")
         print(f"webhook token (Authorization: Bearer ...): {token}", flush=True)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except ReplicaNameTaken as exc:
+        print(f"stackmedic-receiver: {exc}", file=sys.stderr)
+        return 1
     services = app.extensions["stackmedic"]
     try:
         server = serve(app, config, web_config, host, port)

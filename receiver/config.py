@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -144,6 +143,8 @@ SCHEMA = vol.Schema(
             vol.Optional("backoff_max"): _positive_duration,
             vol.Optional("max_in_flight"): vol.All(int, vol.Range(min=1, max=256)),
             vol.Optional("lease"): _positive_duration,
+            vol.Optional("heartbeat"): _positive_duration,
+            vol.Optional("heartbeat_timeout"): _positive_duration,
             vol.Optional("follow_timeout"): _positive_duration,
             vol.Optional("autostart"): bool,
         },
@@ -237,6 +238,9 @@ class DispatcherConfig:
     backoff_max: float = 60.0
     max_in_flight: int = 8
     lease: float = 60.0
+    # every replica beats in the store; one silent this long loses its actions to the others
+    heartbeat: float = 2.0
+    heartbeat_timeout: float = 10.0
     follow_timeout: float = 7200.0
     autostart: bool = True
 
@@ -401,8 +405,10 @@ def build(data: Any) -> Config:
     )
     if not store.path:
         store = replace(store, path=os.path.join(default_state_dir(), "receiver.sqlite"))
-    if not store.replica:
-        store = replace(store, replica=socket.gethostname()[:64] or "receiver")
+    d = data["dispatcher"]
+    beat = d.get("heartbeat", DispatcherConfig.heartbeat)
+    if d.get("heartbeat_timeout", DispatcherConfig.heartbeat_timeout) < 2 * beat:
+        problems.append(("dispatcher.heartbeat_timeout", "must be at least twice dispatcher.heartbeat"))
     rules = _rules(data, data["breaker"], problems)
     if problems:
         raise ConfigError(problems)

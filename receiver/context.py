@@ -17,6 +17,7 @@ from .dispatcher import Dispatcher
 from .intake import Intake
 from .metrics import ReceiverMetrics
 from .notify import Notifier
+from .replicas import Replica
 from .rules import Rule
 from .store import SqlStore
 
@@ -36,6 +37,7 @@ class Services:
     notifier: Notifier
     dispatcher: Dispatcher | None
     clock: Callable[[], float]
+    replica: Replica | None = None
 
     @property
     def dry_run(self) -> bool:
@@ -45,6 +47,8 @@ class Services:
         """Stop the dispatcher and close the store (tests, shutdown)."""
         if self.dispatcher:
             self.dispatcher.stop()
+        if self.replica:
+            self.replica.stop()
         self.notifier.join()
         self.store.close()
 

@@ -28,6 +28,9 @@ DEFAULT_ACTUATOR = "jenkins"
 class Dispatcher:
     """Runs the actions the intake wrote, for replica `owner`."""
 
+    # a replica whose heartbeat is older than this loses its started actions (replicas.py)
+    heartbeat_timeout: float = DispatcherConfig.heartbeat_timeout
+
     def __init__(
         self,
         store: SqlStore,
@@ -101,7 +104,10 @@ class Dispatcher:
         now = self.clock()
         with self._lock:
             busy = set(self._active)
-        for row in self.store.atomic(lambda tx: tx.take_over(self.owner, now, self.config.lease, own, busy)):
+        dead_before = now - self.heartbeat_timeout
+        for row in self.store.atomic(
+            lambda tx: tx.take_over(self.owner, now, self.config.lease, own, busy, dead_before)
+        ):
             if row.id not in self._active:
                 log.info("resuming action id=%s state=%s", row.id, row.state)
                 self._spawn(row)

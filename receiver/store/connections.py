@@ -114,6 +114,10 @@ class SqlStore:
                 raise StoreError(f"store failed: {exc}") from exc
         raise StoreError("store failed: too many retries")
 
+    def server_time(self) -> float | None:
+        """The store server's clock, when it has one of its own (None: the local clock is the store's)."""
+        return None
+
     def ping(self) -> None:
         """StoreError unless a query goes through."""
         self.atomic(lambda tx: tx.scalar("SELECT 1"))

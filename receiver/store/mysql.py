@@ -42,6 +42,9 @@ DDL = [
     """CREATE TABLE IF NOT EXISTS pauses (
     target VARCHAR(256) NOT NULL PRIMARY KEY, expires_at DOUBLE NOT NULL, reason TEXT,
     created_at DOUBLE NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS replicas (
+    name VARCHAR(64) NOT NULL PRIMARY KEY, instance VARCHAR(64) NOT NULL,
+    heartbeat_at DOUBLE NOT NULL, started_at DOUBLE NOT NULL)""",
 ]
 DEADLOCK, LOCK_WAIT_TIMEOUT = 1213, 1205
 
@@ -85,6 +88,10 @@ class MySQLStore(SqlStore):
             columns.add_missing(tx, _columns)
 
         self.atomic(create)
+
+    def server_time(self) -> float | None:
+        """The database server's clock: the one clock of every replica."""
+        return float(self.atomic(lambda tx: tx.scalar("SELECT UNIX_TIMESTAMP(NOW(6))")))
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")

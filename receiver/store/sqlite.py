@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS breakers (
 CREATE TABLE IF NOT EXISTS pauses (
     target VARCHAR(256) PRIMARY KEY, expires_at DOUBLE NOT NULL, reason TEXT, created_at DOUBLE NOT NULL
 );
+CREATE TABLE IF NOT EXISTS replicas (
+    name VARCHAR(64) PRIMARY KEY, instance VARCHAR(64) NOT NULL,
+    heartbeat_at DOUBLE NOT NULL, started_at DOUBLE NOT NULL
+);
 """
 
 

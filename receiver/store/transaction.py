@@ -252,29 +252,67 @@ class Tx:
         return self.action(action_id) if cur.rowcount == 1 else None
 
     def take_over(
-        self, owner: str, now: float, lease: float, own: bool, busy: Collection[int] = ()
+        self,
+        owner: str,
+        now: float,
+        lease: float,
+        own: bool,
+        busy: Collection[int] = (),
+        dead_before: float | None = None,
     ) -> list[Action]:
-        """Started actions whose lease ran out, and with `own` those of a previous run of this replica.
+        """Started actions whose lease ran out or whose replica's heartbeat stopped before
+        `dead_before`, and with `own` those of a previous run of this replica.
 
         `busy`: actions this replica's workers hold now; taking them would only fence them out.
         """
         mine = owner if own else ""  # no action has an empty owner
-        candidates = self.rows(
-            f"SELECT id FROM actions WHERE state IN ({_STARTED}) AND (owner=? OR lease_until < ?)",  # noqa: S608
-            (mine, now),
+        dead = -1.0 if dead_before is None else dead_before
+        # the same condition again in the UPDATE: another replica may have taken it meanwhile
+        takeable = (
+            f"state IN ({_STARTED}) AND (owner=? OR lease_until < ?"  # noqa: S608
+            " OR owner IN (SELECT name FROM replicas WHERE heartbeat_at < ? AND name <> ?))"
         )
+        candidates = self.rows(f"SELECT id FROM actions WHERE {takeable}", (mine, now, dead, owner))  # noqa: S608
         taken = []
         for row in candidates:
             if row["id"] in busy:
                 continue
             cur = self.execute(
-                "UPDATE actions SET owner=?, fence=COALESCE(fence,0)+1, lease_until=?"  # noqa: S608
-                f" WHERE id=? AND (owner=? OR lease_until < ?) AND state IN ({_STARTED})",
-                (owner, now + lease, row["id"], mine, now),
+                f"UPDATE actions SET owner=?, fence=COALESCE(fence,0)+1, lease_until=? WHERE id=? AND {takeable}",  # noqa: S608
+                (owner, now + lease, row["id"], mine, now, dead, owner),
             )
             if cur.rowcount == 1 and (action := self.action(row["id"])) is not None:
                 taken.append(action)
         return taken
+
+    # replicas
+
+    def claim_replica(self, name: str, instance: str, now: float, timeout: float) -> float | None:
+        """Hold `name` for `instance` unless a heartbeat newer than `timeout` holds it: then its time."""
+        self.execute(
+            "INSERT INTO replicas (name, instance, heartbeat_at, started_at) VALUES (?,?,?,?)"  # noqa: S608
+            + self.d.on_conflict_ignore("name"),
+            (name, instance, now, now),
+        )
+        row = self.row("SELECT * FROM replicas WHERE name=?" + self.d.for_update, (name,))  # noqa: S608
+        assert row is not None
+        if row["instance"] != instance and row["heartbeat_at"] >= now - timeout:
+            return float(row["heartbeat_at"])
+        self.execute(
+            "UPDATE replicas SET instance=?, heartbeat_at=?, started_at=? WHERE name=?",
+            (instance, now, now, name),
+        )
+        return None
+
+    def beat_replica(self, name: str, instance: str, now: float) -> bool:
+        cur = self.execute(
+            "UPDATE replicas SET heartbeat_at=? WHERE name=? AND instance=?", (now, name, instance)
+        )
+        return cur.rowcount == 1
+
+    def leave_replica(self, name: str, instance: str) -> None:
+        """A clean stop: the heartbeat is dead at once, so other replicas resume our actions now."""
+        self.execute("UPDATE replicas SET heartbeat_at=0 WHERE name=? AND instance=?", (name, instance))
 
     def cancel_pending(self, action_id: int, now: float) -> bool:
         """Cancel an action that was never sent to Jenkins; False once it may have been."""

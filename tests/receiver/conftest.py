@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from stackmedic.receiver import server as receiver_server
 from stackmedic.receiver.app import create_app
 
 from harness.jenkins_standin import JenkinsStandIn
+from harness.services import MariaDB
 from stackmedic.webconfig import WebConfig
 from tests.receiver.helpers import JOB_PARAMS, TOKEN, receiver_config
 
@@ -66,3 +68,30 @@ def serve() -> Iterator[Callable[[Flask], str]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def mysql_store(mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch):
+    """store(server=mariadb, replica=...) -> a store section on a fresh database of `server`."""
+    monkeypatch.setenv("TEST_MYSQL_PASSWORD", MariaDB.root_password)
+    database = f"receiver_{uuid.uuid4().hex[:10]}"
+    created: list[tuple[MariaDB, str]] = []
+
+    def section(server: MariaDB = mariadb, replica: str = "a") -> dict:
+        if (server, database) not in created:
+            server.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+            created.append((server, database))
+        return {
+            "type": "mysql",
+            "host": server.host,
+            "port": server.port,
+            "user": "root",
+            "password_env": "TEST_MYSQL_PASSWORD",
+            "database": database,
+            "replica": replica,
+        }
+
+    yield section
+    for server, name in created:
+        if server.process is not None:
+            server.execute(f"DROP DATABASE IF EXISTS {name}")

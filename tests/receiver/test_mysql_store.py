@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 
 import pytest
 import requests
@@ -13,33 +12,6 @@ from harness.services import MariaDB, wait_for
 from tests.receiver.helpers import AUTH, FakeClock, actions, alert, decisions, notification, settled
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def mysql_store(mariadb: MariaDB, monkeypatch: pytest.MonkeyPatch):
-    """store(server=mariadb, replica=...) -> a store section on a fresh database of `server`."""
-    monkeypatch.setenv("TEST_MYSQL_PASSWORD", MariaDB.root_password)
-    database = f"receiver_{uuid.uuid4().hex[:10]}"
-    created: list[tuple[MariaDB, str]] = []
-
-    def section(server: MariaDB = mariadb, replica: str = "a") -> dict:
-        if (server, database) not in created:
-            server.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
-            created.append((server, database))
-        return {
-            "type": "mysql",
-            "host": server.host,
-            "port": server.port,
-            "user": "root",
-            "password_env": "TEST_MYSQL_PASSWORD",
-            "database": database,
-            "replica": replica,
-        }
-
-    yield section
-    for server, name in created:
-        if server.process is not None:
-            server.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
 def test_one_build_per_incident_across_two_replicas_under_concurrent_senders(
