@@ -43,6 +43,8 @@ def make_app(tmp_path: Path, standin: JenkinsStandIn, secrets_env: None) -> Iter
 
     def make(clock: Callable[[], float] | None = None, **overrides: Any) -> Flask:
         config = receiver_config(tmp_path / "receiver.sqlite", standin, **overrides)
+        if "store" not in overrides:  # apps alive at once are replicas: each has its own name
+            config["store"] = {**config["store"], "replica": f"test-{len(apps)}"}
         app = create_app(config, clock=clock or time.time)
         apps.append(app)
         return app
