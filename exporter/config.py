@@ -63,7 +63,7 @@ def _unique(key: str, default: Callable[[dict], str] | None = None) -> Callable[
     """A list validator: no two items share `key` (two series with the same labels)."""
 
     def check(items: list) -> list:
-        seen: set[str] = set()
+        seen: set[Any] = set()
         errors = []
         for i, item in enumerate(items):
             value = item.get(key) or (default(item) if default else None)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from prometheus_client.core import Metric
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 PREFIX = "stackmedic_"
 
@@ -41,7 +41,7 @@ class MetricSpec:
     def full_name(self) -> str:
         return PREFIX + self.name + ("_total" if self.kind == "counter" else "")
 
-    def family(self) -> Metric:
+    def family(self) -> GaugeMetricFamily | CounterMetricFamily:
         """A fresh, empty family for this metric (prometheus_client, for OpenMetrics and tests)."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 

@@ -8,6 +8,7 @@ system check's time. Elsewhere than Linux, psutil does the work.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import NamedTuple
 
 import psutil
@@ -74,6 +75,8 @@ def _proc_works() -> bool:
     return True
 
 
+cpu_seconds: Callable[[], dict[str, float]]
+memory: Callable[[], Memory]
 if _proc_works():
     cpu_seconds, memory = proc_cpu_seconds, proc_memory
 else:

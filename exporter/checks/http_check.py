@@ -17,6 +17,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -113,7 +114,7 @@ def _reason_of(exc: Exception) -> str:
 
 def make_pool(target: HttpTarget) -> urllib3.PoolManager:
     """One pool manager per target; its connections are closed after each check."""
-    tls = {"cert_reqs": "CERT_REQUIRED" if target.tls_verify else "CERT_NONE"}
+    tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED" if target.tls_verify else "CERT_NONE"}
     if target.ca_file:
         tls["ca_certs"] = target.ca_file
     return urllib3.PoolManager(num_pools=2, maxsize=1, block=False, **tls)

@@ -88,8 +88,8 @@ class MysqlServer:
 
     @classmethod
     def from_config(cls, item: dict) -> MysqlServer:
-        keys = ("name", "user", "password", "host", "port", "socket", "timeout", "tables", "queries")
-        keys += ("tls", "tls_ca_file", "tls_verify")
+        keys: tuple[str, ...] = ("name", "user", "password", "host", "port", "socket", "timeout", "tables")
+        keys += ("queries", "tls", "tls_ca_file", "tls_verify")
         return cls(**{k: item[k] for k in keys if k in item})
 
     def tls_options(self) -> dict[str, Any]:

@@ -62,7 +62,7 @@ class PortTarget:
 
 
 def _local_addresses() -> set[str]:
-    addrs = set()
+    addrs: set[str] = set()
     for entries in psutil.net_if_addrs().values():
         addrs.update(
             a.address.split("%")[0] for a in entries if a.family in (socket.AF_INET, socket.AF_INET6)
@@ -88,13 +88,14 @@ def connect_all(addrs: Sequence[tuple[str, int]], deadline: Deadline) -> list[bo
             if err == 0:
                 results[i] = True
             elif err in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
-                sel.register(s, selectors.EVENT_WRITE, i)
+                sel.register(s, selectors.EVENT_WRITE, (i, s))
         while sel.get_map():
             if deadline.expired():
                 break
             for key, _ in sel.select(deadline.timeout()):
-                sel.unregister(key.fileobj)
-                results[key.data] = key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+                i, sock = key.data
+                sel.unregister(sock)
+                results[i] = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
     finally:
         sel.close()
         for s in socks:
