@@ -32,7 +32,7 @@ MAX_EPOCH = 999_999_999_999.0
 MAX_ID = 2**62  # ids are 64-bit integers in both stores
 FILTERS = ("decision", "rule", "target", "state")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-NUMBER = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+NUMBER = re.compile(r"[0-9.]+([eE][-+]?[0-9]+)?")  # epoch seconds as JSON numbers are written
 DURATION = re.compile(
     r"[1-9][0-9]{0,5}s|[1-9][0-9]{0,3}m|([1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)h|[1-9]d|[12][0-9]d|30d"
 )

@@ -300,3 +300,11 @@ def test_actions_between_since_and_until_and_unknown_filters_are_refused(make_ap
         400,
         "unknown parameter 'sinse': expected decision, rule, target, state, limit, before, since, until",
     )
+
+
+def test_since_and_until_take_epoch_seconds_in_any_number_notation(make_app):
+    client = make_app(dry_run=True).test_client()
+    for value in ("0", "1.5", "3.6e-99", "1.8E9"):
+        assert client.get("/api/v1/actions", query_string={"since": value}).status_code == 200, value
+    for value in ("-1", "1e13", "nan", "1..2"):
+        assert client.get("/api/v1/actions", query_string={"until": value}).status_code == 400, value
