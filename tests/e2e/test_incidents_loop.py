@@ -118,6 +118,8 @@ def test_jenkins_answering_503_for_a_while_then_recovering_heals_the_incident_on
     loop.jenkins.fail(None)  # Jenkins is back
     wait_for(world.answers, 90, "petclinic to be healed")
     wait_for(lambda: resolved(loop, "StackAppDown"), 60, "StackAppDown to resolve")
+    # the page may answer (and the alert resolve) before the job has finished waiting for it
+    wait_for(lambda: loop.jenkins.finished(), 30, "the build to finish")
     assert builds(loop) == [("stackmedic-restart", SERVICE, "SUCCESS")]
     [closing] = [d for d in loop.decisions("StackAppDown") if d["decision"] == "resolved"]
     assert closing["reason"].startswith("healed by action #")
