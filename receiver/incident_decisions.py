@@ -81,8 +81,12 @@ class IncidentDecisions:
             decided = self._row(tx, base, Decision.DRY_RUN, "dry-run mode: Jenkins not called")
             tx.update_incident(incident.id, action_id=decided.action_id)
             return decided
+        shared = _share_the_outage(tx, incident, rule, base["target"], now)
         last = tx.action(incident.action_id) if incident.action_id is not None else None
         step = lifecycle.progress(incident, last, rule.policy, now)
+        if shared and step.stage in (Stage.IN_PROGRESS, Stage.SETTLING):
+            reason = f"same rule and target as an open incident: {step.reason}"
+            return self._row(tx, base, Decision.DUPLICATE, reason)
         if step.stage in (Stage.IN_PROGRESS, Stage.SETTLING):
             return self._row(tx, base, Decision.DUPLICATE, step.reason)
         pause = tx.active_pause(base["target"], now)
@@ -198,13 +202,32 @@ class IncidentDecisions:
         ended = alert.ends_ts if alert.ends_ts and alert.ends_ts >= alert.starts_ts else now
         tx.update_incident(incident.id, resolved_at=now, ends_ts=ended)
         last = tx.action(incident.action_id) if incident.action_id is not None else None
-        # resolved before it was sent to Jenkins: nothing left to heal
-        if last is not None and tx.cancel_pending(last.id, now):
+        # resolved before it was sent to Jenkins: nothing left to heal (unless another open
+        # incident of the same outage, from another Prometheus replica, still needs it)
+        sharing = last is not None and tx.open_incidents_of_action(last.id, incident.id) > 0
+        if last is not None and not sharing and tx.cancel_pending(last.id, now):
             last = tx.action(last.id)
         reason = lifecycle.resolution(incident, last, rule.policy, now, ended)
         decided = self._row(tx, base, Decision.RESOLVED, reason)
         decided.recovered = max(0.0, ended - alert.starts_ts)
         return decided
+
+
+def _share_the_outage(tx: Tx, incident: Incident, rule: Rule, target: str, now: float) -> bool:
+    """One outage, one action: take on the newest action of another open incident of this rule and target.
+
+    Two Prometheus replicas that label their alerts apart (`replica`) send one outage as two
+    alerts with two fingerprints: two incidents. Under the breaker's row lock (which orders the
+    decisions of one rule and target, across receivers too) the later incident adopts the
+    action the other has, so it waits for that action instead of starting a second one.
+    """
+    tx.breaker(rule.name, target, now)  # the lock; the breaker decides later in this transaction
+    newest = tx.newest_open_action(rule.name, target, incident.fingerprint)
+    if newest is None or (incident.action_id is not None and incident.action_id >= newest):
+        return False
+    tx.update_incident(incident.id, action_id=newest)
+    incident.action_id = newest
+    return True
 
 
 def _annotation(alert: Alert, name: str, limit: int) -> str | None:

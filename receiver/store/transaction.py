@@ -76,6 +76,28 @@ class Tx:
         assert found is not None
         return found
 
+    def newest_open_action(self, rule: str, target: str, fingerprint: str) -> int | None:
+        """The newest action of the open incidents of rule and target with another fingerprint.
+
+        The same fingerprint with a new startsAt is the same alert firing again: its older
+        incident is over, whatever we heard of it, and shares nothing.
+        """
+        found = self.scalar(
+            "SELECT MAX(action_id) FROM incidents WHERE rule=? AND target=? AND resolved_at IS NULL"
+            " AND fingerprint<>?",
+            (rule, target, fingerprint),
+        )
+        return None if found is None else int(found)
+
+    def open_incidents_of_action(self, action_id: int, other_than: int) -> int:
+        """How many open incidents besides `other_than` wait on this action."""
+        return int(
+            self.scalar(
+                "SELECT COUNT(*) FROM incidents WHERE action_id=? AND resolved_at IS NULL AND id<>?",
+                (action_id, other_than),
+            )
+        )
+
     def update_incident(self, incident_id: int, **fields: Any) -> None:
         sets = ",".join(f"{k}=?" for k in fields)
         self.execute(f"UPDATE incidents SET {sets} WHERE id=?", (*fields.values(), incident_id))  # noqa: S608
