@@ -5,7 +5,6 @@ process), as tests/receiver does for Jenkins."""
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,13 +12,12 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 
 from harness.kube_standin import KubeStandIn
-from harness.services import Process, free_port, wait_for
+from harness.receiver_process import ReceiverProcess
+from harness.services import wait_for
 from tests.receiver.helpers import AUTH, TOKEN, actions, alert, notification, receiver_config, settled
 
-REPO = Path(__file__).resolve().parents[2]
 RULES = [
     {
         "name": "restart",
@@ -133,65 +131,13 @@ def test_one_restart_and_one_job_per_incident_across_two_replicas(
 # a real receiver process, killed
 
 
-class Receiver:
-    """stackmedic-receiver as a child process with a config file, against the stand-in."""
-
-    def __init__(self, tmp: Path, kube: KubeStandIn, token_file: Path):
-        self.tmp = tmp
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config_path = tmp / "receiver.yml"
-        self.config_path.write_text(yaml.safe_dump(kube_config(tmp / "receiver.sqlite", kube, token_file)))
-        self.env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "TEST_RECEIVER_TOKEN": TOKEN}
-        self.process: Process | None = None
-        self.runs = 0
-
-    def start(self) -> Receiver:
-        self.runs += 1
-        argv = [
-            sys.executable,
-            "-m",
-            "stackmedic.receiver",
-            f"--config.file={self.config_path}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--log.level=debug",
-        ]
-        self.process = Process(argv, self.tmp / f"receiver-{self.runs}.log", env=self.env, cwd=REPO)
-        wait_for(self._ready, 20, "the receiver to be ready")
-        return self
-
-    def _ready(self) -> bool:
-        assert self.process is not None
-        self.process.check_alive("stackmedic-receiver")
-        return requests.get(f"{self.url}/-/ready", timeout=2).ok
-
-    def post(self, body: dict) -> requests.Response:
-        return requests.post(f"{self.url}/api/v1/alerts", json=body, headers=AUTH, timeout=5)
-
-    def actions(self) -> list[dict]:
-        return list(reversed(requests.get(f"{self.url}/api/v1/actions", timeout=5).json()["actions"]))
-
-    def settled(self) -> bool:
-        return all(
-            a["build"]["state"] in ("done", "failed", "cancelled") for a in self.actions() if a["build"]
-        )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.stop()
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()
-
-
 @pytest.fixture
-def receiver(tmp_path: Path, kube: KubeStandIn, token_file: Path) -> Iterator[Callable[[], Receiver]]:
-    made: list[Receiver] = []
+def receiver(tmp_path: Path, kube: KubeStandIn, token_file: Path) -> Iterator[Callable[[], ReceiverProcess]]:
+    made: list[ReceiverProcess] = []
 
-    def make() -> Receiver:
-        r = Receiver(tmp_path, kube, token_file)
+    def make() -> ReceiverProcess:
+        config = kube_config(tmp_path / "receiver.sqlite", kube, token_file)
+        r = ReceiverProcess(tmp_path, config, {"TEST_RECEIVER_TOKEN": TOKEN}, TOKEN)
         made.append(r)
         return r
 

@@ -2,87 +2,26 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import requests
-import yaml
 
 from harness.jenkins_standin import JenkinsStandIn
-from harness.services import Process, free_port, wait_for
-from tests.receiver.helpers import AUTH, TOKEN, alert, notification, receiver_config
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-class Receiver:
-    """stackmedic-receiver as a child process on 127.0.0.1:port with a config file."""
-
-    def __init__(self, tmp: Path, standin: JenkinsStandIn, **overrides):
-        self.tmp = tmp
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = receiver_config(tmp / "receiver.sqlite", standin, **overrides)
-        config["jenkins"]["timeout"] = 2
-        self.config_path = tmp / "receiver.yml"
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.env = {
-            "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(REPO),
-            "TEST_RECEIVER_TOKEN": TOKEN,
-            "TEST_JENKINS_TOKEN": standin.token,
-        }
-        self.process: Process | None = None
-        self.runs = 0
-
-    def start(self) -> Receiver:
-        self.runs += 1
-        argv = [
-            sys.executable,
-            "-m",
-            "stackmedic.receiver",
-            f"--config.file={self.config_path}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--log.level=debug",
-        ]
-        self.process = Process(argv, self.tmp / f"receiver-{self.runs}.log", env=self.env, cwd=REPO)
-        wait_for(self._ready, 20, "the receiver to be ready")
-        return self
-
-    def _ready(self) -> bool:
-        assert self.process is not None
-        self.process.check_alive("stackmedic-receiver")
-        return requests.get(f"{self.url}/-/ready", timeout=2).ok
-
-    def post(self, body: dict) -> requests.Response:
-        return requests.post(f"{self.url}/api/v1/alerts", json=body, headers=AUTH, timeout=5)
-
-    def actions(self) -> list[dict]:
-        return list(reversed(requests.get(f"{self.url}/api/v1/actions", timeout=5).json()["actions"]))
-
-    def settled(self) -> bool:
-        return all(
-            a["build"]["state"] in ("done", "failed", "cancelled") for a in self.actions() if a["build"]
-        )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.stop()
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()
+from harness.receiver_process import ReceiverProcess
+from harness.services import wait_for
+from tests.receiver.helpers import TOKEN, alert, notification, receiver_config
 
 
 @pytest.fixture
-def receiver(tmp_path: Path, standin: JenkinsStandIn) -> Iterator[Callable[..., Receiver]]:
-    made: list[Receiver] = []
+def receiver(tmp_path: Path, standin: JenkinsStandIn) -> Iterator[Callable[..., ReceiverProcess]]:
+    made: list[ReceiverProcess] = []
 
-    def make(**overrides) -> Receiver:
-        r = Receiver(tmp_path, standin, **overrides)
+    def make(**overrides) -> ReceiverProcess:
+        config = receiver_config(tmp_path / "receiver.sqlite", standin, **overrides)
+        config["jenkins"]["timeout"] = 2
+        env = {"TEST_RECEIVER_TOKEN": TOKEN, "TEST_JENKINS_TOKEN": standin.token}
+        r = ReceiverProcess(tmp_path, config, env, TOKEN)
         made.append(r)
         return r
 
