@@ -203,8 +203,8 @@ class BinlogFilter:
             return b"".join(ln for ln in body if _STATE.match(ln))
         self.replayed += 1
         if self.sink is not None:
-            text = [ln.decode("utf-8", "surrogateescape") for ln in group.lines if ln.startswith(b"### ")]
-            self.sink(self._rewrite_text(statement) if statement else "", text)
+            rows = [ln.decode("utf-8", "surrogateescape") for ln in group.lines if ln.startswith(b"### ")]
+            self.sink(self._rewrite_text(statement) if statement else "", rows)
             return b""
         out = []
         if self.stream_db and self.emitted_db != self.stream_db and not any(use_lines):

@@ -38,7 +38,7 @@ class Backup:
 
 def complete_backups(directory: Path, database: str) -> list[Backup]:
     """Complete backups of `database` in `directory`, newest first."""
-    found = []
+    found: list[Backup] = []
     if not directory.is_dir():
         return found
     for dump in directory.iterdir():

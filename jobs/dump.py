@@ -101,6 +101,7 @@ def dump_to_file(
         gz = subprocess.Popen(
             ["gzip", "-c", "-n", f"-{level}"], stdin=dump.stdout, stdout=subprocess.PIPE, stderr=gzip_err
         )
+        assert dump.stdout is not None and gz.stdout is not None  # stdout=PIPE
         dump.stdout.close()  # gzip holds the only read end: dump gets SIGPIPE if gzip dies
         timed_out = threading.Event()
 

@@ -55,7 +55,8 @@ def future_dated_reason(backup: Backup, now: datetime, skew: float) -> str:
 
 def split_future(backups: Sequence[Backup], now: datetime, skew: float) -> tuple[list[Backup], list[Backup]]:
     """(backups dated no later than now + skew, future-dated ones), order kept."""
-    present, future = [], []
+    present: list[Backup] = []
+    future: list[Backup] = []
     for b in backups:
         (future if future_dated_reason(b, now, skew) else present).append(b)
     return present, future
@@ -94,7 +95,7 @@ def skip_reason(backup: Backup, now: datetime, skew: float) -> str:
         return reason
     m = backup.manifest
     if m.verify_status == "failed":
-        return f"failed verification: {m.verified.reason}"
+        return f"failed verification: {m.verified.reason if m.verified else 'unknown'}"
     if m.verify_status == "suspicious":
         return f"suspicious: {m.status_reason}"
     return ""

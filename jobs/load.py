@@ -86,6 +86,7 @@ def load_file(
             )
         except OSError as exc:
             raise LoadError(f"cannot run {client_command}: {exc.strerror}") from None
+        assert proc.stdin is not None  # stdin=PIPE
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:

@@ -160,6 +160,7 @@ def replay(
             src = subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=rerr, stdin=subprocess.DEVNULL, env=env, pass_fds=(rfd,)
             )
+            assert src.stdout is not None  # stdout=PIPE
             timer = threading.Timer(database.dump_timeout, src.kill)
             timer.start()
             try:

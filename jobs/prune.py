@@ -149,7 +149,8 @@ def _split_leftovers(directory: Path, database: str) -> tuple[list[Path], list[P
     Under the lock a named dump without its manifest is whole: backup renames it from its
     `.tmp-` name only after mariadb-dump and gzip succeeded. `restore --file` can use it.
     """
-    junk, orphans = [], []
+    junk: list[Path] = []
+    orphans: list[Path] = []
     for path in leftovers(directory, database):
         is_dump = mf.parse_backup_name(path.name) is not None and not path.name.startswith(TMP_PREFIX)
         (orphans if is_dump else junk).append(path)

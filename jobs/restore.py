@@ -361,5 +361,5 @@ def swap_in(cursor, live, source, incoming, displaced, whole, origin, now) -> st
     except JobError:
         schemas.drop(cursor, point)
         raise
-    schemas.set_info(cursor, schemas.find(cursor, live, point), state="done")
+    schemas.mark_done(cursor, live, point)
     return point

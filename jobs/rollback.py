@@ -72,7 +72,7 @@ def run_rollback(
                     database.name, point.name, new_point, tables, displaced, plan.whole, outs, out_objects
                 )
                 sw.swap(cur, back)
-                schemas.set_info(cur, schemas.find(cur, database.name, new_point), state="done")
+                schemas.mark_done(cur, database.name, new_point)
                 schemas.drop(cur, point.name)
         finally:
             conn.close()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from . import db as dbc
 from . import manifest as mf
+from .errors import JobError
 from .scratch import RESTORE_PREFIX
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,11 @@ def create(cursor, kind: str, database: str, created: datetime, **info: object) 
 
 def set_info(cursor, schema: OwnedSchema, **info: object) -> None:
     """Rewrite the schema's comment with `info` merged in."""
-    data = {"database": schema.database, "kind": schema.kind, "created": mf.iso(schema.created)}
+    data: dict[str, object] = {
+        "database": schema.database,
+        "kind": schema.kind,
+        "created": mf.iso(schema.created),
+    }
     data.update(schema.info)
     data.update(info)
     cursor.execute(f"ALTER DATABASE {dbc.quote_ident(schema.name)} COMMENT %s", (json.dumps(data),))
@@ -98,3 +103,11 @@ def drop(cursor, name: str) -> None:
 def find(cursor, database: str, name: str) -> OwnedSchema | None:
     """The owned schema `name` of `database`, or None."""
     return next((s for s in owned(cursor, database) if s.name == name), None)
+
+
+def mark_done(cursor, database: str, name: str) -> None:
+    """Record on the owned schema `name` that its swap finished; JobError if it vanished meanwhile."""
+    schema = find(cursor, database, name)
+    if schema is None:
+        raise JobError(f"schema {name} of {database} vanished before it could be marked done")
+    set_info(cursor, schema, state="done")

@@ -194,13 +194,14 @@ class ActionFlow:
 
     def _dispatch(self, row: Action) -> Action:
         actuator = self.actuator_for(row)
+        job, token, _ = row.held()
         if row.dispatched_at is not None:
             # a request may have arrived: find it by its token before sending another
             wait = row.dispatched_at + self.grace - self.clock()
             if wait > 0:
                 self._sleep(row, wait)
             try:
-                found = actuator.find(row.job, row.token)
+                found = actuator.find(job, token)
             except ActuatorError as exc:
                 return self._unknown(self._save(row, attempts=row.attempts + 1), exc)
             if found is not None:
@@ -213,13 +214,14 @@ class ActionFlow:
         def confirm() -> None:
             """Called by the actuator holding its connection slot, right before it sends."""
             now = self.clock()
+            fence = row.held()[2]
             if not self.store.atomic(
-                lambda tx: tx.confirm_send(row.id, self.owner, row.fence, now, self.config.lease)
+                lambda tx: tx.confirm_send(row.id, self.owner, fence, now, self.config.lease)
             ):
                 log.warning("action id=%s no longer ours at the moment of sending: not sent", row.id)
                 raise Lost
             row.update(
-                fence=row.fence + 1,
+                fence=fence + 1,
                 dispatched_at=now,
                 attempts=row.attempts + 1,
                 lease_until=now + self.config.lease,
@@ -227,7 +229,7 @@ class ActionFlow:
             confirmed.append(now)
 
         try:
-            ref = actuator.trigger(row.job, row.params or {}, row.token, confirm)
+            ref = actuator.trigger(job, row.params or {}, token, confirm)
         except MaybeSent as exc:
             return self._retry_or_fail(row, exc)
         except NotSent as exc:
@@ -244,6 +246,7 @@ class ActionFlow:
 
     def _follow(self, row: Action) -> Action:
         actuator = self.actuator_for(row)
+        job, token, _ = row.held()
         what = "build" if row.state == ActionState.BUILDING else "queue item"
         while True:
             if self._gave_up(row):
@@ -253,7 +256,7 @@ class ActionFlow:
             else:
                 ref = Ref(queue_id=row.queue_id)
             try:
-                moved = actuator.follow(row.job, ref, row.token)
+                moved = actuator.follow(job, ref, token)
             except ActuatorError as exc:
                 log.warning("action id=%s: following %s: %s", row.id, what, exc)
             else:

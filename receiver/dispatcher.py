@@ -7,6 +7,7 @@ does with its action is `action_flow.py`; the actuator bounds its own concurrent
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -19,7 +20,7 @@ from .housekeeping import Housekeeping
 from .metrics import ReceiverMetrics
 from .model import Action
 from .rules import Rule
-from .store import SqlStore, StoreError
+from .store import SqlStore, StoreError, Tx
 
 log = logging.getLogger(__name__)
 DEFAULT_ACTUATOR = "jenkins"
@@ -118,7 +119,11 @@ class Dispatcher:
             return
         now = self.clock()
         for row in self.store.atomic(lambda tx: tx.claimable(now, free)):
-            claimed = self.store.atomic(lambda tx, i=row.id: tx.claim(i, self.owner, now, self.config.lease))
+            claimed = self.store.atomic(
+                functools.partial(
+                    Tx.claim, action_id=row.id, owner=self.owner, now=now, lease=self.config.lease
+                )
+            )
             if claimed is not None:
                 self._spawn(claimed)
 

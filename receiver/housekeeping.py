@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 
@@ -37,7 +38,9 @@ class Housekeeping:
             rule = self.rules.get(row.rule)
             if rule:
                 self.store.atomic(
-                    lambda tx, r=row, p=rule.policy: self._close_if_proven(tx, r.rule, r.target, p)
+                    functools.partial(
+                        self._close_if_proven, rule=row.rule, target=row.target, policy=rule.policy
+                    )
                 )
         if now - self._last_prune >= PRUNE_EVERY:
             self._last_prune = now

@@ -148,6 +148,6 @@ class StateCollector:
             "When the last build of each result finished.",
             labels=["rule", "target", "jenkins_job", "result"],
         )
-        for row in last:
-            stamp.add_metric([row["rule"], row["target"] or "", row["job"], row["result"]], row["at"])
+        for done in last:
+            stamp.add_metric([done["rule"], done["target"] or "", done["job"], done["result"]], done["at"])
         yield stamp

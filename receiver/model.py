@@ -71,7 +71,7 @@ class _Row:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Self:
         """The typed row from a column mapping; columns this version does not know are ignored."""
-        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})  # type: ignore[call-arg]
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})  # type: ignore[arg-type]
 
     def update(self, **changes: Any) -> None:
         for name, value in changes.items():
@@ -125,6 +125,12 @@ class Action(_Row):
         if isinstance(self.params, str):
             self.params = json.loads(self.params) if self.params else None
         self.trial = bool(self.trial)
+
+    def held(self) -> tuple[str, str, int]:
+        """(job, token, fence) of a claimed triggered action; ValueError for a row that has none."""
+        if self.job is None or self.token is None or self.fence is None:
+            raise ValueError(f"action id={self.id} is not a claimed triggered action")
+        return self.job, self.token, self.fence
 
 
 @dataclass

@@ -133,7 +133,7 @@ def _alert(raw: Any, path: list, problems: list) -> Alert | None:
         return None
     starts, ends = times["startsAt"], times.get("endsAt")
     return Alert(
-        status=status,
+        status=str(status),
         labels=dict(labels),
         fingerprint=fingerprint or _fingerprint(labels),
         starts_at=starts[0],

@@ -14,6 +14,7 @@ skew between replicas' own clocks does not matter.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -23,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from .store import SqlStore, StoreError
+from .store import SqlStore, StoreError, Tx
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,13 @@ class Replica:
         while True:
             now = self.clock()
             holder = self.store.atomic(
-                lambda tx, now=now: tx.claim_replica(self.name, self.instance, now, self.heartbeat_timeout)
+                functools.partial(
+                    Tx.claim_replica,
+                    name=self.name,
+                    instance=self.instance,
+                    now=now,
+                    timeout=self.heartbeat_timeout,
+                )
             )
             if holder is None:
                 log.info("replica registered name=%s instance=%s", self.name, self.instance)

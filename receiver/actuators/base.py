@@ -52,9 +52,10 @@ class Ref:
     url: str | None = None
     result: str | None = None  # SUCCESS, FAILURE, ABORTED, UNSTABLE, NOT_BUILT, LOST; None until finished
     note: str | None = None  # why it finished without a run (cancelled, gone), for the audit
-    description: str | None = None  # what the run reported (Jenkins: the build's description)
+    description: str | None = (
+        None  # what the run reported (Jenkins: build description; Kubernetes: JSON result line)
+    )
     merged: bool = False  # the actuator merged the request into an identical one already queued
-    description: str | None = None  # the job's JSON result line, once finished (docs/jobs.md)
 
 
 class Actuator(Protocol):
