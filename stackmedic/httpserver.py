@@ -207,7 +207,10 @@ class Server:
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         try:
             while not self._stop.is_set():
-                for key, _ in sel.select(self._next_timeout()):
+                ready = sel.select(self._next_timeout())
+                # new connections last: a client that closed in the same instant frees its place first
+                ready.sort(key=lambda event: event[0].data == "listen")
+                for key, _ in ready:
                     if key.data == "listen":
                         self._accept()
                     elif key.data == "wake":

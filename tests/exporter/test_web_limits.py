@@ -130,6 +130,47 @@ def test_connections_beyond_the_limit_are_closed_and_the_idle_make_room():
         runner.close()
 
 
+def test_connections_that_close_in_the_same_instant_make_room_before_a_new_one_is_judged():
+    """The selector reports the listening socket before the closed ones (epoll re-queues it
+    first after it was just reported): the new connection must see the room they free."""
+    runner = ScrapeRunner([], version="9.9.9")
+    server, thread = serve(make_app(runner), "127.0.0.1", 0, limits=Limits(max_connections=20))
+    port = server.server_address[1]
+    real_select = server._selector.select
+    gate, parked = threading.Event(), threading.Event()
+    gate.set()
+
+    def gated_select(timeout=None):
+        if not gate.is_set():
+            parked.set()
+            gate.wait(10)
+        return real_select(timeout)
+
+    server._selector.select = gated_select
+    try:
+        with held_sockets(port, idle=0, slow=20):
+            wait_for(lambda: len(server._conns) == 20, 10, "twenty slow connections held")
+            gate.clear()
+            extra = socket.create_connection(("127.0.0.1", port), timeout=10)
+            assert extra.recv(10) == b""  # full: closed at once, then the loop parks at the gate
+            extra.close()
+            assert parked.wait(10)
+        # the twenty slow clients are gone and a new one is waiting: one select reports all
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as new:
+            new.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            gate.set()
+            answer = b""
+            while chunk := new.recv(4096):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+    finally:
+        gate.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        runner.close()
+
+
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
