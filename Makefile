@@ -22,9 +22,9 @@ run: $(STAMP)
 test: system-deps $(STAMP) lint
 	$(BIN)/pytest
 
-## check: the fast loop (under a minute): lint, mypy, and every test that starts no real service
+## check: the fast loop (under a minute): lint, mypy, and every test that starts no real service or process (pytest-xdist)
 check: $(STAMP) lint typecheck
-	STACKMEDIC_TESTS_NO_SERVICES=1 $(BIN)/pytest -q -m "not services and not e2e"
+	STACKMEDIC_TESTS_NO_SERVICES=1 $(BIN)/pytest -q -n auto -m "not services and not e2e and not slow"
 
 system-deps:
 	scripts/install-system-deps.sh

@@ -113,6 +113,7 @@ def _write_rules_of(prometheus_rule: dict[str, Any], tmp_path: Path) -> tuple[Pa
     return rules, tmp_path / "tests"
 
 
+@pytest.mark.slow  # promtool runs every rule test file again (about 20 s)
 def test_promtool_rule_tests_pass_on_the_generated_object(tmp_path: Path):
     base = yaml.safe_load((KUBERNETES_DIR / "base/generated/prometheusrule.yaml").read_text())
     rules, tests = _write_rules_of(base, tmp_path)

@@ -18,6 +18,8 @@ from harness.receiver_process import ReceiverProcess
 from harness.services import wait_for
 from tests.receiver.helpers import AUTH, TOKEN, actions, alert, notification, receiver_config, settled
 
+pytestmark = pytest.mark.slow  # each test kills and restarts a receiver process
+
 RULES = [
     {
         "name": "restart",

@@ -12,6 +12,8 @@ from harness.receiver_process import ReceiverProcess
 from harness.services import wait_for
 from tests.receiver.helpers import TOKEN, alert, notification, receiver_config
 
+pytestmark = pytest.mark.slow  # each test kills and restarts a receiver process
+
 
 @pytest.fixture
 def receiver(tmp_path: Path, standin: JenkinsStandIn) -> Iterator[Callable[..., ReceiverProcess]]:
