@@ -176,7 +176,7 @@ def test_the_build_context_builds_a_wheel_with_the_three_programs(tmp_path: Path
             "pip",
             "wheel",
             "--no-deps",
-            "-q",
+            "-v",
             "-w",
             str(tmp_path / "wheels"),
             str(context),
@@ -196,6 +196,10 @@ def test_the_build_context_builds_a_wheel_with_the_three_programs(tmp_path: Path
     assert {n.split("/")[0] for n in names if not n.startswith("stackmedic-")} == {"stackmedic"}
     for program in ("stackmedic-exporter", "stackmedic-receiver", "stackmedic-job"):
         assert f"{program} = " in entry_points, program
+    # the receiver's page ships, and setuptools has no doubt about what is a package
+    for page_file in ("templates/index.html", "static/page.js", "static/page.css", "static/favicon.svg"):
+        assert f"stackmedic/receiver/{page_file}" in names, page_file
+    assert "would be ignored" not in run.stdout + run.stderr, "setuptools: a package missing from `packages`"
     # the receiver's page: without its template the image answers 500 on /
     for data in ("templates/index.html", "static/page.js", "static/page.css", "openapi.yaml"):
         assert f"stackmedic/receiver/{data}" in names, data
