@@ -78,7 +78,7 @@ def summary(description: str | None) -> str:
         parts.append(f"rollback point {result['rollback_point']}")
     if result.get("safety_dump"):
         parts.append(f"safety dump {result['safety_dump']}")
-    for key in ("error", "reason"):
+    for key in ("error", "reason", "message"):
         if result.get(key):
             parts.append(str(result[key]))
             break

@@ -52,9 +52,9 @@ class Ref:
     url: str | None = None
     result: str | None = None  # SUCCESS, FAILURE, ABORTED, UNSTABLE, NOT_BUILT, LOST; None until finished
     note: str | None = None  # why it finished without a run (cancelled, gone), for the audit
-    description: str | None = (
-        None  # what the run reported (Jenkins: build description; Kubernetes: JSON result line)
-    )
+    # what the run reported once finished, kept in the audit: the job's JSON result line
+    # (docs/jobs.md; Jenkins: the build's description, Kubernetes: the Job's log or the rollout)
+    description: str | None = None
     merged: bool = False  # the actuator merged the request into an identical one already queued
 
 

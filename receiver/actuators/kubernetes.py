@@ -17,6 +17,10 @@ A rule picks it with `actuator: kubernetes` and one of two jobs:
   AlreadyExists and creates nothing. The Job's conditions give the result (Complete: SUCCESS,
   Failed: FAILURE) and its pod's log the job's JSON result line (`Ref.description`).
 
+Either way the finished Ref carries a `description` that the audit keeps, as it keeps a Jenkins
+build's: the restore Job's own result line, or for a restart a line of the same form saying
+which Deployment rolled out to which generation with how many replicas available (or why not).
+
 The Ref it hands back: `queue_id` is the Deployment's generation (restart) or 1 (restore) until
 the work is seen running; `number` then says the same and `url` is the object's API path.
 """
@@ -56,6 +60,27 @@ def rollout(obj: dict[str, Any], generation: int) -> tuple[str | None, str | Non
     ):
         return None, None
     return "SUCCESS", None
+
+
+def rollout_report(obj: dict[str, Any], result: str, note: str | None) -> str:
+    """A finished rollout as a JSON result line, like `stackmedic-job restart` prints for Jenkins."""
+    name, status = obj["metadata"]["name"], obj.get("status") or {}
+    generation, wanted = status.get("observedGeneration", 0), (obj.get("spec") or {}).get("replicas", 1)
+    available = status.get("availableReplicas", 0)
+    message = (
+        note
+        or f"deployment {name} rolled out generation {generation}: {available}/{wanted} replicas available"
+    )
+    line = {
+        "job": RESTART,
+        "deployment": name,
+        "status": "ok" if result == "SUCCESS" else "failed",
+        "generation": generation,
+        "replicas": wanted,
+        "available_replicas": available,
+        "message": message,
+    }
+    return json.dumps(line)
 
 
 def result_line(log: str) -> str | None:
@@ -204,7 +229,8 @@ class KubernetesActuator:
         if obj is None:
             return Ref(number=ref.number, url=ref.url, result="LOST", note="deployment not found")
         result, note = rollout(obj, ref.number or 0)
-        return Ref(number=ref.number, url=ref.url, result=result, note=note)
+        description = None if result is None else rollout_report(obj, result, note)
+        return Ref(number=ref.number, url=ref.url, result=result, note=note, description=description)
 
     def _job_ref(self, obj: dict[str, Any]) -> Ref:
         name = obj["metadata"]["name"]

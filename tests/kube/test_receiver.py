@@ -205,6 +205,8 @@ def test_a_stalled_rollout_is_a_failed_remediation(receiver, kube):
     wait_for(r.settled, 30, "the rollout to fail")
     [action] = [a for a in r.actions() if a["build"]]
     assert action["build"]["result"] == "FAILURE"
+    assert action["build"]["report"]["status"] == "failed"
+    assert action["build"]["summary"] == "restart failed; deployment wordpress: progress deadline exceeded"
     metrics = requests.get(f"{r.url}/metrics", timeout=5).text
     assert (
         'stackmedic_receiver_builds_total{jenkins_job="restart",result="FAILURE",rule="restart"} 1.0'
@@ -214,3 +216,31 @@ def test_a_stalled_rollout_is_a_failed_remediation(receiver, kube):
         'stackmedic_receiver_kubernetes_request_duration_seconds_count{endpoint="deployment_patch"} 1.0'
         in metrics
     )
+
+
+def test_the_audit_says_what_the_deployment_and_the_job_did(receiver, kube):
+    """A restart's rollout and a restore Job's result line reach the audit, as a Jenkins build's
+    description does: the API's report and the one-line summary the page shows."""
+    r = receiver().start()
+    assert r.post(notification(alert("petclinic"), restore_alert())).status_code == 200
+    wait_for(r.settled, 30, "the restart and the restore to finish")
+    builds = {a["rule"]: a["build"] for a in r.actions() if a["build"]}
+    restart, restore = builds["restart"], builds["restore"]
+    assert restart["result"] == "SUCCESS"
+    assert restart["report"] == {
+        "job": "restart",
+        "deployment": "petclinic",
+        "status": "ok",
+        "generation": 2,
+        "replicas": 2,
+        "available_replicas": 2,
+        "message": "deployment petclinic rolled out generation 2: 2/2 replicas available",
+    }
+    assert restart["summary"] == (
+        "restart ok; deployment petclinic rolled out generation 2: 2/2 replicas available"
+    )
+    assert restore["result"] == "SUCCESS"
+    assert restore["report"]["restored_from"] == "petclinic-1.sql.gz"
+    assert restore["summary"] == "restored petclinic from petclinic-1.sql.gz"
+    page = requests.get(r.url + "/", timeout=5).text
+    assert restart["summary"] in page and restore["summary"] in page

@@ -34,3 +34,15 @@ def test_a_refused_job_gives_its_reason_and_plain_text_stays_as_it_is():
     assert job_result.summary("restarted by hand\nsecond line") == "restarted by hand"
     assert job_result.summary(None) == ""
     assert job_result.parse("[1, 2]") is None
+
+
+def test_a_restart_gives_its_message():
+    line = {
+        "job": "restart",
+        "service": "petclinic",
+        "status": "ok",
+        "message": "petclinic restarted on image 1a2b",
+    }
+    assert job_result.summary(json.dumps(line)) == "restart ok; petclinic restarted on image 1a2b"
+    line = {**line, "status": "failed", "error": "no container", "message": "ignored: the error comes first"}
+    assert job_result.summary(json.dumps(line)) == "restart failed; no container"
