@@ -22,6 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+import requests
+import urllib3.exceptions
+
 
 class ActuatorError(Exception):
     """The actuator could not do what was asked; a subclass says what that means."""
@@ -41,6 +44,32 @@ class Rejected(ActuatorError):
 
 class LookupUncertain(ActuatorError):
     """A lookup could not tell whether the request exists; it must not be taken as absent."""
+
+
+def request_failure(
+    exc: requests.RequestException,
+    endpoint: str,
+    timeout: float,
+    unavailable: type[ActuatorError],
+    uncertain: type[ActuatorError],
+) -> ActuatorError:
+    """The actuator's error for a request that got no answer.
+
+    `unavailable` (NotSent) when the request surely never reached the server: the connection
+    was refused or timed out. `uncertain` (MaybeSent) when it may have arrived and been acted on:
+    no answer in time, or the connection dropped after it was sent.
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout):  # before Timeout: it is both
+        return unavailable(f"{endpoint}: connect timeout")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return uncertain(f"{endpoint}: no answer within {timeout:g}s")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        inner = getattr(reason, "reason", reason)
+        if isinstance(inner, urllib3.exceptions.NewConnectionError):
+            return unavailable(f"{endpoint}: cannot connect")
+        return uncertain(f"{endpoint}: connection lost: {exc}")
+    return unavailable(f"{endpoint}: {exc}")
 
 
 @dataclass(frozen=True)

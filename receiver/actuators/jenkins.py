@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-import urllib3.exceptions
 
-from .base import ActuatorError, LookupUncertain, MaybeSent, NotSent, Ref, Rejected
+from .base import ActuatorError, LookupUncertain, MaybeSent, NotSent, Ref, Rejected, request_failure
 
 QUEUE_ITEM = re.compile(r"/queue/item/(\d+)/?$")
 PARAMS_TREE = "actions[parameters[name,value]]"
@@ -129,18 +128,10 @@ class JenkinsClient:
                 return self.session.request(
                     method, self.base + path, timeout=self.timeout, allow_redirects=False, **kw
                 )
-            except requests.exceptions.ConnectTimeout as exc:
-                raise JenkinsUnavailable(f"{endpoint}: connect timeout") from exc
-            except requests.exceptions.Timeout as exc:
-                raise JenkinsUncertain(f"{endpoint}: no answer within {self.timeout:g}s") from exc
-            except requests.exceptions.ConnectionError as exc:
-                reason = exc.args[0] if exc.args else None
-                inner = getattr(reason, "reason", reason)
-                if isinstance(inner, urllib3.exceptions.NewConnectionError):
-                    raise JenkinsUnavailable(f"{endpoint}: cannot connect") from exc
-                raise JenkinsUncertain(f"{endpoint}: connection lost: {exc}") from exc
             except requests.exceptions.RequestException as exc:
-                raise JenkinsUnavailable(f"{endpoint}: {exc}") from exc
+                raise request_failure(
+                    exc, endpoint, self.timeout, JenkinsUnavailable, JenkinsUncertain
+                ) from exc
             finally:
                 self._observe(endpoint, time.monotonic() - started)
 

@@ -22,11 +22,10 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
-import urllib3.exceptions
 
 from stackmedic.kube import in_cluster_namespace, in_cluster_url, read_token
 
-from .base import ActuatorError, MaybeSent, NotSent, Rejected
+from .base import ActuatorError, MaybeSent, NotSent, Rejected, request_failure
 
 __all__ = ["KubeAPI", "in_cluster_namespace", "in_cluster_url"]
 
@@ -112,18 +111,8 @@ class KubeAPI:
                     headers=headers,
                     **kw,
                 )
-            except requests.exceptions.ConnectTimeout as exc:
-                raise KubeUnavailable(f"{endpoint}: connect timeout") from exc
-            except requests.exceptions.Timeout as exc:
-                raise KubeUncertain(f"{endpoint}: no answer within {self.timeout:g}s") from exc
-            except requests.exceptions.ConnectionError as exc:
-                reason = exc.args[0] if exc.args else None
-                inner = getattr(reason, "reason", reason)
-                if isinstance(inner, urllib3.exceptions.NewConnectionError):
-                    raise KubeUnavailable(f"{endpoint}: cannot connect") from exc
-                raise KubeUncertain(f"{endpoint}: connection lost: {exc}") from exc
             except requests.exceptions.RequestException as exc:
-                raise KubeUnavailable(f"{endpoint}: {exc}") from exc
+                raise request_failure(exc, endpoint, self.timeout, KubeUnavailable, KubeUncertain) from exc
             finally:
                 self._observe(endpoint, time.monotonic() - started)
 
