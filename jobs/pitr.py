@@ -21,8 +21,10 @@ import os
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import pymysql
 from pymysql.constants import CLIENT
@@ -36,6 +38,8 @@ from .definer import rewrite
 from .errors import LoadError
 from .progress import Progress
 from .row_replay import RowApplier, parse_rows
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -57,39 +61,40 @@ def lost(backup: Backup, reason: str, now: datetime | None = None) -> PitrResult
     return PitrResult(None, window)
 
 
-def binary_logs(database: Database) -> list[str] | None:
-    """Names of the server's binary logs, oldest first; None when it keeps none."""
+def _ask_binlog(database: Database, doing: str, ask: Callable[[Any], T]) -> T | None:
+    """ask(cursor) as the binlog reader; None when the server keeps no binary logs."""
     conn = dbc.connect(database.connection, database.binlog_reader)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT @@GLOBAL.log_bin")
             if not cur.fetchone()[0]:
                 return None
-            cur.execute("SHOW BINARY LOGS")
-            return [row[0] for row in cur.fetchall()]
+            return ask(cur)
     except pymysql.err.MySQLError as exc:
-        raise LoadError(f"cannot list binary logs as {database.binlog_reader.user}: {exc.args[-1]}") from None
+        raise LoadError(f"cannot {doing} as {database.binlog_reader.user}: {exc.args[-1]}") from None
     finally:
         conn.close()
+
+
+def binary_logs(database: Database) -> list[str] | None:
+    """Names of the server's binary logs, oldest first; None when it keeps none."""
+
+    def names(cur: Any) -> list[str]:
+        cur.execute("SHOW BINARY LOGS")
+        return [row[0] for row in cur.fetchall()]
+
+    return _ask_binlog(database, "list binary logs", names)
 
 
 def end_of_log(database: Database) -> tuple[str, int] | None:
     """(file, position) the server writes next: taken before the restore writes anything itself."""
-    conn = dbc.connect(database.connection, database.binlog_reader)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@GLOBAL.log_bin")
-            if not cur.fetchone()[0]:
-                return None
-            cur.execute("SHOW MASTER STATUS")
-            row = cur.fetchone()
-            return (row[0], int(row[1])) if row else None
-    except pymysql.err.MySQLError as exc:
-        raise LoadError(
-            f"cannot read the binary log position as {database.binlog_reader.user}: {exc.args[-1]}"
-        ) from None
-    finally:
-        conn.close()
+
+    def position(cur: Any) -> tuple[str, int] | None:
+        cur.execute("SHOW MASTER STATUS")
+        row = cur.fetchone()
+        return (row[0], int(row[1])) if row else None
+
+    return _ask_binlog(database, "read the binary log position", position)
 
 
 def recover(
