@@ -42,9 +42,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
+
+from harness.http_standin import Handler, HTTPStandIn
 
 # a job: its parameters -> the build's result, or (result, description) like a Jenkins job
 # that sets currentBuild.description
@@ -187,27 +188,7 @@ class _Tree:
         return out
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    standin: JenkinsStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        pass
-
-    def do_GET(self) -> None:
-        self.server.standin._handle(self, "GET")
-
-    def do_POST(self) -> None:
-        self.server.standin._handle(self, "POST")
-
-
-class JenkinsStandIn:
+class JenkinsStandIn(HTTPStandIn):
     """See the module docstring."""
 
     def __init__(
@@ -223,6 +204,7 @@ class JenkinsStandIn:
         forget_after: float = 300.0,
         port: int = 0,
     ):
+        super().__init__(port)
         self.jobs: dict[str, Runner] = {name: r or (lambda p: "SUCCESS") for name, r in (jobs or {}).items()}
         self.declared = {k: list(v) for k, v in (params or {}).items()}
         self.user = user
@@ -237,30 +219,15 @@ class JenkinsStandIn:
         self._builds: dict[str, list[Build]] = {name: [] for name in self.jobs}
         self._sessions: dict[str, str] = {}  # session id -> crumb
         self._next_item = 1
-        self._lock = threading.RLock()
         self._tick = threading.Condition(self._lock)
         self._running = 0
-        self._fail: tuple[int, str, int | None] | None = None
-        self._hang: tuple[str, bool] | None = None
-        self._released = threading.Event()
         self._hold_queue = False
-        self._port = port
-        self._server: _Server | None = None
-        self._threads: list[threading.Thread] = []
         self._stopped = threading.Event()
 
-    # life cycle
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+    # life cycle (the server, fail, hang and release: http_standin.py)
 
     def start(self) -> JenkinsStandIn:
-        self.accept()
+        super().start()
         t = threading.Thread(target=self._scheduler, name="jenkins-standin-queue", daemon=True)
         t.start()
         self._threads.append(t)
@@ -268,47 +235,11 @@ class JenkinsStandIn:
 
     def stop(self) -> None:
         self._stopped.set()
-        self.release()
-        self.refuse()
         with self._tick:
             self._tick.notify_all()
-        for t in self._threads:
-            t.join(10)
-
-    def refuse(self) -> None:
-        """Close the listening socket: connections are refused until accept()."""
-        server, self._server = self._server, None
-        if server:
-            server.shutdown()
-            server.server_close()
-
-    def accept(self) -> None:
-        """Listen (again, on the same port)."""
-        if self._server:
-            return
-        server = _Server(("127.0.0.1", self._port), _Handler)
-        server.standin = self
-        self._port = server.server_address[1]
-        self._server = server
-        t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        t.start()
-        self._threads.append(t)
+        super().stop()
 
     # failures on demand
-
-    def fail(self, status: int | None = 503, match: str = "", count: int | None = None) -> None:
-        """Answer `status` to requests whose path contains `match` (`count` times, or until fail(None))."""
-        with self._lock:
-            self._fail = None if status is None else (status, match, count)
-
-    def hang(self, match: str = "", after: bool = False) -> None:
-        """Hold requests whose path contains `match` until release(); `after`: do the work first."""
-        self._released.clear()
-        self._hang = (match, after)
-
-    def release(self) -> None:
-        self._hang = None
-        self._released.set()
 
     def hold_queue(self, hold: bool = True) -> None:
         """While held, queue items wait and get no build number."""
@@ -386,43 +317,18 @@ class JenkinsStandIn:
             self._running -= 1
             self._tick.notify_all()
 
-    # HTTP
+    # HTTP (the request cycle: http_standin.py)
 
-    def _handle(self, h: _Handler, method: str) -> None:
-        parts = urlsplit(h.path)
-        length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length else b""
+    json_type = "application/json;charset=utf-8"
+
+    def _call(self, method: str, path: str, query: dict[str, str], body: bytes) -> Call:
         form = dict(parse_qsl(body.decode("utf-8", "replace"))) if method == "POST" else {}
-        call = Call(method, parts.path, dict(parse_qsl(parts.query)), form, None, None)
-        with self._lock:
-            self.calls.append(call)
-        hang = self._hang
-        if hang and hang[0] in parts.path and not hang[1]:
-            self._released.wait(120)
-        status, headers, payload = self._route(h, method, parts.path, call)
-        if hang and hang[0] in parts.path and hang[1]:
-            self._released.wait(120)
-        call.status = status
-        try:
-            h.send_response(status)
-            data = json.dumps(payload).encode() if payload is not None else b""
-            if payload is not None:
-                headers.setdefault("Content-Type", "application/json;charset=utf-8")
-            headers["Content-Length"] = str(len(data))
-            for k, v in headers.items():
-                h.send_header(k, v)
-            h.end_headers()
-            h.wfile.write(data)
-        except OSError:
-            pass  # the client went away (a timeout, a killed receiver)
+        return Call(method, path, query, form, None, None)
 
-    def _route(self, h: _Handler, method: str, path: str, call: Call) -> tuple[int, dict[str, str], Any]:
-        with self._lock:
-            if self._fail and self._fail[1] in path:
-                status, match, count = self._fail
-                if count is not None:
-                    self._fail = (status, match, count - 1) if count > 1 else None
-                return status, {}, None
+    def _route(self, h: Handler, method: str, path: str, call: Call) -> tuple[int, dict[str, str], Any]:
+        injected = self._injected(path)
+        if injected is not None:
+            return injected, {}, None
         kind = self._authenticate(h, call)
         if kind == "bad":
             return 401, {"WWW-Authenticate": 'Basic realm="Jenkins"'}, None
@@ -445,7 +351,7 @@ class JenkinsStandIn:
         status, payload = self._get(path, deep=spec is not None)
         return status, {}, _Tree.apply(payload, spec) if status == 200 else None
 
-    def _authenticate(self, h: _Handler, call: Call) -> str | None:
+    def _authenticate(self, h: Handler, call: Call) -> str | None:
         header = h.headers.get("Authorization", "")
         if not header.startswith("Basic "):
             return None
@@ -462,11 +368,11 @@ class JenkinsStandIn:
             return "bad"
         return call.auth
 
-    def _session(self, h: _Handler) -> str | None:
+    def _session(self, h: Handler) -> str | None:
         m = re.search(r"JSESSIONID\.standin=([0-9a-f]+)", h.headers.get("Cookie", ""))
         return m.group(1) if m else None
 
-    def _crumb(self, h: _Handler) -> tuple[int, dict[str, str], Any]:
+    def _crumb(self, h: Handler) -> tuple[int, dict[str, str], Any]:
         with self._lock:
             session = self._session(h)
             headers = {}
@@ -485,7 +391,7 @@ class JenkinsStandIn:
             },
         )
 
-    def _crumb_ok(self, h: _Handler) -> bool:
+    def _crumb_ok(self, h: Handler) -> bool:
         session = self._session(h)
         with self._lock:
             return session in self._sessions and h.headers.get("Jenkins-Crumb") == self._sessions[session]

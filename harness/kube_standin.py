@@ -39,9 +39,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+
+from harness.http_standin import Handler, HTTPStandIn
 
 #: a Job's runner: the Job object in, (exit code, the pod's log) out
 JobRunner = Callable[[dict[str, Any]], tuple[int, str]]
@@ -113,35 +113,15 @@ def selects(selector: str, labels: dict[str, str]) -> bool:
     return True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    standin: KubeStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        pass
-
-    def do_GET(self) -> None:
-        self.server.standin._handle(self, "GET")
-
-    def do_POST(self) -> None:
-        self.server.standin._handle(self, "POST")
-
-    def do_PATCH(self) -> None:
-        self.server.standin._handle(self, "PATCH")
-
-
-class KubeStandIn:
+class KubeStandIn(HTTPStandIn):
     """See the module docstring."""
+
+    methods = ("GET", "POST", "PATCH")
 
     def __init__(
         self, namespace: str = "stackmedic", token: str | None = None, job_runner: JobRunner | None = None
     ):
+        super().__init__()
         self.namespace = namespace
         self.token = token or secrets.token_hex(16)
         self.job_runner: JobRunner = job_runner or (lambda job: (0, '{"status": "ok"}\n'))
@@ -151,64 +131,9 @@ class KubeStandIn:
         self.rollout: dict[str, str] = {}  # deployment name -> progress | stall
         self._rolling: dict[str, float] = {}  # deployment name -> when its rollout began
         self._version = 1000
-        self._lock = threading.RLock()
         self._forbidden: set[tuple[str, str]] = set()
-        self._fail: tuple[int, str, int | None] | None = None
-        self._hang: tuple[str, bool] | None = None
-        self._released = threading.Event()
-        self._server: _Server | None = None
-        self._port = 0
-        self._threads: list[threading.Thread] = []
 
-    # life cycle
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
-
-    def start(self) -> KubeStandIn:
-        self.accept()
-        return self
-
-    def stop(self) -> None:
-        self.release()
-        self.refuse()
-        for t in self._threads:
-            t.join(10)
-
-    def refuse(self) -> None:
-        """Close the listening socket: connections are refused until accept()."""
-        server, self._server = self._server, None
-        if server:
-            server.shutdown()
-            server.server_close()
-
-    def accept(self) -> None:
-        if self._server:
-            return
-        server = _Server(("127.0.0.1", self._port), _Handler)
-        server.standin = self
-        self._port = server.server_address[1]
-        self._server = server
-        t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        t.start()
-        self._threads.append(t)
-
-    # faults on demand
-
-    def fail(self, status: int | None = 503, match: str = "", count: int | None = None) -> None:
-        """Answer `status` to requests whose path contains `match` (`count` times, or until fail(None))."""
-        with self._lock:
-            self._fail = None if status is None else (status, match, count)
-
-    def hang(self, match: str = "", after: bool = False) -> None:
-        """Hold requests whose path contains `match` until release(); `after`: do the work first."""
-        self._released.clear()
-        self._hang = (match, after)
-
-    def release(self) -> None:
-        self._hang = None
-        self._released.set()
+    # faults on demand (the server, fail, hang and release: http_standin.py)
 
     def forbid(self, verb: str, resource: str) -> None:
         """RBAC says no to `verb` (get, list, create, patch) on `resource` (jobs, pods/log, ...)."""
@@ -391,46 +316,26 @@ class KubeStandIn:
     def patches(self, resource: str = "deployments") -> list[Call]:
         return [c for c in self.calls if c.method == "PATCH" and f"/{resource}/" in c.path]
 
-    # HTTP
+    # HTTP (the request cycle: http_standin.py)
 
-    def _handle(self, h: _Handler, method: str) -> None:
-        parts = urlsplit(h.path)
-        length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length else b""
+    def _where(self, method: str, path: str) -> str:
+        return f"{method} {path}"
+
+    def _call(self, method: str, path: str, query: dict[str, str], body: bytes) -> Call:
         try:
-            body = json.loads(raw) if raw else None
+            parsed = json.loads(body) if body else None
         except ValueError:
-            body = ValueError
-        call = Call(method, parts.path, dict(parse_qsl(parts.query)), body)
-        with self._lock:
-            self.calls.append(call)
-        hang, where = self._hang, f"{method} {parts.path}"
-        if hang and hang[0] in where and not hang[1]:
-            self._released.wait(120)
-        status, payload = self._route(h, method, parts.path, call)
-        if hang and hang[0] in where and hang[1]:
-            self._released.wait(120)
-        call.status = status
-        if isinstance(payload, str):
-            data, ctype = payload.encode(), "text/plain"
-        else:
-            data, ctype = json.dumps(payload).encode(), "application/json"
-        try:
-            h.send_response(status)
-            h.send_header("Content-Type", ctype)
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
-            h.wfile.write(data)
-        except OSError:
-            pass  # the client went away
+            parsed = ValueError
+        return Call(method, path, query, parsed)
 
-    def _route(self, h: _Handler, method: str, path: str, call: Call) -> tuple[int, Any]:
-        with self._lock:
-            if self._fail and self._fail[1] in f"{method} {path}":
-                code, match, count = self._fail
-                if count is not None:
-                    self._fail = (code, match, count - 1) if count > 1 else None
-                return code, status_body(code, "InternalError", "fault injected by the stand-in")
+    def _route(self, h: Handler, method: str, path: str, call: Call) -> tuple[int, dict[str, str], Any]:
+        status, payload = self._answer(h, method, path, call)
+        return status, {}, payload
+
+    def _answer(self, h: Handler, method: str, path: str, call: Call) -> tuple[int, Any]:
+        code = self._injected(f"{method} {path}")
+        if code is not None:
+            return code, status_body(code, "InternalError", "fault injected by the stand-in")
         if h.headers.get("Authorization") != f"Bearer {self.token}":
             return 401, status_body(401, "Unauthorized", "Unauthorized")
         m = PATH.match(path)
@@ -506,7 +411,7 @@ class KubeStandIn:
             self._threads.append(t)
         return 201, copy.deepcopy(obj)
 
-    def _patch(self, h: _Handler, resource: str, obj: dict[str, Any], body: Any) -> tuple[int, Any]:
+    def _patch(self, h: Handler, resource: str, obj: dict[str, Any], body: Any) -> tuple[int, Any]:
         ctype = (h.headers.get("Content-Type") or "").split(";")[0].strip()
         if ctype not in PATCH_TYPES:
             return 415, status_body(
