@@ -90,6 +90,11 @@ def test_a_misspelt_builtin_field_fails():
         ),
         (
             "PrometheusRule",
+            lambda o: o["spec"]["groups"][0]["rules"][0].update(fore="5m"),
+            "spec.groups.0.rules.0: Additional properties are not allowed ('fore' was unexpected)",
+        ),
+        (
+            "PrometheusRule",
             lambda o: o["spec"]["groups"][0]["rules"][0].pop("expr"),
             "spec.groups.0.rules.0: 'expr' is a required property",
         ),
