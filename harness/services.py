@@ -137,9 +137,16 @@ class MariaDB:
 
     root_password = "test-root-pw"  # noqa: S105 - a throwaway test server
 
-    def __init__(self, base_dir: Path, port: int | None = None, binlog: bool = False):
+    def __init__(
+        self,
+        base_dir: Path,
+        port: int | None = None,
+        binlog: bool = False,
+        tls: tuple[Path, Path, Path] | None = None,
+    ):
         self.base_dir = Path(base_dir)
         self.binlog = binlog  # binary logs in ROW format, for point-in-time recovery
+        self.tls = tls  # (CA, server certificate, server key): TLS offered, not required
         self.datadir = self.base_dir / "data"
         self.socket = str(self.base_dir / "mysqld.sock")
         self.host = "127.0.0.1"
@@ -186,6 +193,11 @@ class MariaDB:
                         "--log-bin-trust-function-creators=1",
                     ]
                     if self.binlog
+                    else []
+                ),
+                *(
+                    [f"--ssl-ca={self.tls[0]}", f"--ssl-cert={self.tls[1]}", f"--ssl-key={self.tls[2]}"]
+                    if self.tls
                     else []
                 ),
             ],

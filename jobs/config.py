@@ -15,7 +15,9 @@ from typing import Any
 
 import voluptuous as vol
 
+from stackmedic import mysql_tls
 from stackmedic.config import ConfigError, duration, load_config, port, validate
+from stackmedic.mysql_tls import MysqlTls
 from stackmedic.secrets import SecretError, resolve_secret
 
 from .errors import UsageError
@@ -82,6 +84,8 @@ CONNECTION = {
     vol.Optional("port", default=3306): port,
     vol.Optional("socket"): _absolute_path,
     vol.Optional("connect_timeout", default=5.0): duration,
+    # TLS for PyMySQL and the mariadb clients alike (stackmedic/mysql_tls.py)
+    **mysql_tls.SCHEMA,
 }
 
 RETENTION = {
@@ -198,6 +202,7 @@ class Connection:
     port: int = 3306
     socket: str | None = None
     connect_timeout: float = 5.0
+    tls: MysqlTls = field(default_factory=MysqlTls)
 
     def describe(self) -> str:
         """host:port or the socket, for messages."""
@@ -290,10 +295,14 @@ class JobsConfig:
 def build(data: dict) -> JobsConfig:
     """Turn validated data into the typed configuration."""
     databases = {}
+    problems: list[tuple[str, str]] = []
     for db_name, db in data["databases"].items():
+        raw = db["connection"]
+        tls = MysqlTls.from_section(raw)
+        problems += tls.problems(f"databases.{db_name}.connection")
         databases[db_name] = Database(
             name=db_name,
-            connection=Connection(**db["connection"]),
+            connection=Connection(**{k: v for k, v in raw.items() if k not in mysql_tls.KEYS}, tls=tls),
             backup_user=User(**db["backup_user"]),
             restore_user=User(**db["restore_user"]),
             verify_user=User(**db["verify_user"]),
@@ -307,6 +316,8 @@ def build(data: dict) -> JobsConfig:
             rollback_keep=db["rollback_keep"],
             pitr=db["pitr"],
         )
+    if problems:
+        raise ConfigError(problems)
     services = {svc_name: Service(name=svc_name, **svc) for svc_name, svc in data["services"].items()}
     return JobsConfig(
         state_dir=Path(data["state_dir"]),

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pymysql
 
+from stackmedic.mysql_tls import tls_failure
+
 from .config import Connection, User
 from .errors import JobError, ServerDown
 
@@ -44,14 +46,19 @@ def connect(
         kwargs["unix_socket"] = conn.socket
     else:
         kwargs["host"], kwargs["port"] = conn.host, conn.port
+    kwargs.update(conn.tls.pymysql_options())
     try:
         return pymysql.connect(**kwargs)
     except pymysql.err.OperationalError as exc:
         code = exc.args[0] if exc.args else 0
+        tls = tls_failure(exc)
+        if tls is not None:  # not "down": the server answered, and we refused it or it refused us
+            raise JobError(f"cannot connect to {conn.describe()} as {user.user}: {tls}") from None
         if code in SERVER_DOWN_ERRORS:
             raise ServerDown(f"database server {conn.describe()} is down ({exc.args[-1]})") from None
         if code == ACCESS_DENIED:
-            raise JobError(f"access denied for {user.user} on {conn.describe()}") from None
+            hint = "" if conn.tls.enabled else " (or the account requires TLS: set tls: true)"
+            raise JobError(f"access denied for {user.user} on {conn.describe()}{hint}") from None
         raise JobError(f"cannot connect to {conn.describe()} as {user.user}: {exc.args[-1]}") from None
 
 
@@ -104,6 +111,7 @@ def client_options(conn: Connection, user: User) -> bytes:
         lines += ["protocol=SOCKET", f"socket={_option_value(conn.socket)}"]
     else:
         lines += ["protocol=TCP", f"host={_option_value(conn.host)}", f"port={conn.port}"]
+    lines += conn.tls.client_option_lines()
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 

@@ -21,6 +21,7 @@ from . import rulecheck
 from .app import create_app
 from .replicas import ReplicaNameTaken
 from .server import serve
+from .store import StoreError
 
 log = logging.getLogger("receiver")
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"webhook token (Authorization: Bearer ...): {token}", flush=True)
     try:
         app = create_app(config)
-    except ReplicaNameTaken as exc:
+    except (ReplicaNameTaken, StoreError) as exc:
         print(f"stackmedic-receiver: {exc}", file=sys.stderr)
         return 1
     services = app.extensions["stackmedic"]

@@ -16,7 +16,9 @@ from typing import Any
 
 import voluptuous as vol
 
+from stackmedic import mysql_tls
 from stackmedic.config import ConfigError, duration, load_config, port, regex, url, validate
+from stackmedic.mysql_tls import MysqlTls
 from stackmedic.secrets import Secret, SecretError, resolve_secret
 
 DEFAULT_LISTEN = ":9878"
@@ -112,6 +114,7 @@ SCHEMA = vol.Schema(
             vol.Optional("replica"): _matches(r"^[A-Za-z0-9_.-]{1,64}$", "replica name"),
             vol.Optional("retention"): _positive_duration,
             vol.Optional("timeout"): _positive_duration,
+            **mysql_tls.SCHEMA,
         },
         vol.Optional("jenkins"): {
             vol.Required("url"): url(),
@@ -229,6 +232,7 @@ class StoreConfig:
     retention: float = 30 * 86400.0
     # MySQL: connect, read and write timeout of every statement; a frozen store fails within it
     timeout: float = 2.0
+    tls: MysqlTls = field(default_factory=MysqlTls)  # MySQL: stackmedic/mysql_tls.py
 
 
 @dataclass(frozen=True)
@@ -399,9 +403,15 @@ def build(data: Any) -> Config:
                 problems.append((f"store.{key}", "required key missing for the mysql store"))
         if "host" not in s and "socket" not in s:
             problems.append(("store.host", "host or socket is required for the mysql store"))
+    tls = MysqlTls.from_section(s)
+    if s.get("type") == "mysql":
+        problems += tls.problems("store")
+    else:
+        problems += [(f"store.{k}", "only for the mysql store") for k in mysql_tls.KEYS if k in s]
     store = StoreConfig(
-        **{k: v for k, v in s.items() if not k.endswith(("_env", "_file"))},
+        **{k: v for k, v in s.items() if not k.endswith(("_env", "_file")) and k not in mysql_tls.KEYS},
         password=store_password,
+        tls=tls,
     )
     if not store.path:
         store = replace(store, path=os.path.join(default_state_dir(), "receiver.sqlite"))

@@ -53,6 +53,10 @@ class SqlStore:
     def errors(self) -> tuple[type[BaseException], ...]:
         raise NotImplementedError
 
+    def describe(self, exc: BaseException) -> str:
+        """What a failed statement or connection means, for the error message."""
+        return str(exc)
+
     # connections: one per thread (neither sqlite3 nor PyMySQL connections are thread-safe)
 
     def _conn(self) -> Any:
@@ -111,7 +115,7 @@ class SqlStore:
                     log.debug("store transaction retried: %s", exc)
                     continue
                 self._drop_conn()
-                raise StoreError(f"store failed: {exc}") from exc
+                raise StoreError(f"store failed: {self.describe(exc)}") from exc
         raise StoreError("store failed: too many retries")
 
     def server_time(self) -> float | None:

@@ -12,6 +12,8 @@ from typing import Any
 import pymysql
 import pymysql.constants
 
+from stackmedic.mysql_tls import tls_failure
+
 from ..config import StoreConfig
 from . import columns
 from .connections import SqlStore
@@ -57,6 +59,7 @@ class MySQLStore(SqlStore):
     def __init__(self, config: StoreConfig):
         super().__init__()
         self.config = config
+        self._tls = config.tls.pymysql_options()  # one context for every connection
 
     def connect(self) -> Any:
         c = self.config
@@ -76,6 +79,7 @@ class MySQLStore(SqlStore):
             connect_timeout=c.timeout,
             read_timeout=c.timeout,
             write_timeout=c.timeout,
+            **self._tls,
         )
         with conn.cursor() as cur:
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -102,6 +106,13 @@ class MySQLStore(SqlStore):
 
     def errors(self) -> tuple[type[BaseException], ...]:
         return (pymysql.err.MySQLError,)
+
+    def describe(self, exc: BaseException) -> str:
+        tls = tls_failure(exc)
+        if tls is None:
+            return str(exc)
+        c = self.config
+        return f"{tls} (MySQL store {c.socket or f'{c.host}:{c.port}'}, store.tls_ca_file {c.tls.ca_file})"
 
     def is_transient(self, exc: BaseException) -> bool:
         return bool(exc.args) and exc.args[0] in (DEADLOCK, LOCK_WAIT_TIMEOUT)
