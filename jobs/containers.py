@@ -2,7 +2,9 @@
 
 Containers are found by their compose labels (`com.docker.compose.project`,
 `com.docker.compose.service`) or by the configured container name; nothing else is ever
-touched. A container that is running (and healthy, when it has a health check) for
+touched. Start, stop and restart address a container by its name, not its ID: a Docker API
+proxy can then allow those calls for the stack's names only (compose.yaml's docker-proxy-jobs).
+A container that is running (and healthy, when it has a health check) for
 `settle` seconds after a start counts as up, and its image is recorded as known good.
 `restart` moves a service onto its configured image (as `docker compose up -d` does when
 the tag points at a new build) and rolls back to the known-good image when the new one
@@ -119,7 +121,7 @@ class ServiceController:
     def stop(self, service: Service) -> ActionResult:
         """Stop the service's containers (SIGTERM, then SIGKILL after stop_timeout)."""
         for c in self._containers(service):
-            c.stop(timeout=int(service.stop_timeout))
+            self.client.api.stop(c.name, timeout=int(service.stop_timeout))
             c.reload()
             if c.status == "running":
                 raise ContainerError(f"{service.name}: {c.name} is still running after stop")
@@ -218,14 +220,14 @@ class ServiceController:
 
     def _start_and_wait(self, container: Any, service: Service) -> str:
         try:
-            container.start()
+            self.client.api.start(container.name)
         except APIError as exc:
             return f"cannot start: {exc.explanation or exc}"
         return self.wait_up(container, service)
 
     def _restart_and_wait(self, container: Any, service: Service) -> str:
         try:
-            container.restart(timeout=int(service.stop_timeout))
+            self.client.api.restart(container.name, timeout=int(service.stop_timeout))
         except APIError as exc:
             return f"cannot restart: {exc.explanation or exc}"
         return self.wait_up(container, service)

@@ -121,12 +121,86 @@ def test_jenkins_jobs_may_only_start_stop_and_restart_containers(resolved_compos
     jobs = s["docker-proxy-jobs"]
     rules = proxy_rules(jobs)
     assert set(rules) == {"GET", "HEAD", "POST"}
-    assert rules["POST"].endswith("/containers/[a-zA-Z0-9_.-]+/(start|stop|restart)")
+    assert rules["POST"].endswith(
+        "/containers/(stackmedic-petclinic|stackmedic-wordpress)/(start|stop|restart)"
+    )
     assert flag(jobs, "allowfrom") == "jenkins"
     assert s["jenkins"]["environment"]["DOCKER_HOST"] == "tcp://docker-proxy-jobs:2375"
     assert resolved_compose.config["networks"]["docker-jobs"].get("internal") is True
     users = {n for n, svc in s.items() if "docker-jobs" in svc.get("networks", {})}
     assert users == {"docker-proxy-jobs", "jenkins"}
+
+
+STACK_CONTAINERS = ("stackmedic-petclinic", "stackmedic-wordpress")
+# what the exporter and the jobs call (their Docker SDK, with and without a version prefix)
+READS = [
+    ("HEAD", "/_ping"),
+    ("GET", "/_ping"),
+    ("GET", "/v1.44/version"),
+    ("GET", "/v1.44/containers/json"),
+    ("GET", "/containers/json"),
+    ("GET", "/v1.44/containers/0123456789ab/json"),
+    ("GET", "/v1.44/containers/stackmedic-petclinic/json"),
+]
+REFUSED = [
+    ("POST", "/v1.44/containers/create"),
+    ("POST", "/containers/create"),
+    ("POST", "/v1.44/containers/stackmedic-petclinic/exec"),
+    ("POST", "/v1.44/exec/0123456789ab/start"),
+    ("POST", "/v1.44/containers/stackmedic-petclinic/kill"),
+    ("POST", "/v1.44/containers/stackmedic-petclinic/rename"),
+    ("POST", "/v1.44/containers/stackmedic-petclinic/update"),
+    ("POST", "/v1.44/containers/stackmedic-petclinic/attach"),
+    ("POST", "/v1.44/containers/other/start"),
+    ("POST", "/v1.44/containers/other/restart"),
+    ("POST", "/v1.44/containers/stackmedic-mysql/stop"),  # the database is never a job's to stop
+    ("POST", "/v1.44/containers/jenkins/restart"),
+    ("POST", "/v1.44/containers/0123456789ab/restart"),  # by ID: the name is what is allowed
+    ("POST", "/v1.44/containers/stackmedic-petclinic-x/restart"),
+    ("POST", "/v1.44/containers/xstackmedic-petclinic/restart"),
+    ("POST", "/v1.44/containers/stackmedic-petclinic/restart/../../create"),
+    ("DELETE", "/v1.44/containers/stackmedic-petclinic"),
+    ("GET", "/v1.44/containers/stackmedic-petclinic/logs"),
+    ("GET", "/v1.44/containers/stackmedic-petclinic/archive"),
+    ("GET", "/v1.44/images/json"),
+    ("GET", "/v1.44/secrets"),
+    ("PUT", "/v1.44/containers/stackmedic-petclinic/archive"),
+    ("POST", "/v1.44/images/create"),
+    ("POST", "/v1.44/volumes/create"),
+    ("POST", "/v1.44/networks/create"),
+    ("POST", "/v1.44/build"),
+    ("POST", "/v1.44/swarm/init"),
+]
+
+
+def allowed(rules: dict[str, str], method: str, path: str) -> bool:
+    """As socket-proxy decides: the method's pattern matches the whole path."""
+    return method in rules and re.fullmatch(rules[method], path) is not None
+
+
+def test_the_proxies_allow_what_the_programs_call_and_refuse_the_rest(resolved_compose: ResolvedCompose):
+    s = resolved_compose.services
+    ro, jobs = proxy_rules(s["docker-proxy-ro"]), proxy_rules(s["docker-proxy-jobs"])
+    for method, path in READS:
+        assert allowed(ro, method, path), (method, path)
+        assert allowed(jobs, method, path), (method, path)
+    assert allowed(ro, "GET", "/v1.44/system/df")  # the exporter's docker_space check
+    writes = [
+        ("POST", f"{prefix}/containers/{name}/{verb}")
+        for prefix in ("", "/v1.44")
+        for name in STACK_CONTAINERS
+        for verb in ("start", "stop", "restart")
+    ]
+    for method, path in writes:
+        assert allowed(jobs, method, path), (method, path)
+        assert not allowed(ro, method, path), (method, path)
+    for method, path in REFUSED:
+        assert not allowed(ro, method, path), (method, path)
+        assert not allowed(jobs, method, path), (method, path)
+    # the names the proxy lets the jobs act on are the applications' fixed container names
+    assert {s["petclinic"]["container_name"], s["wordpress"]["container_name"]} == set(STACK_CONTAINERS)
+    # socket-proxy's own default for an unlisted method is refusal: no rule for DELETE/PUT
+    assert not {"DELETE", "PUT", "PATCH"} & (set(ro) | set(jobs))
 
 
 @pytest.mark.parametrize(

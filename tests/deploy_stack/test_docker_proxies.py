@@ -4,6 +4,7 @@ would give a container root on the host is refused."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import subprocess
 import sys
@@ -80,10 +81,23 @@ def test_the_exporter_reads_docker_through_the_read_only_proxy(
     assert {method for method, _, _ in proxy.seen} <= {"GET", "HEAD"}
 
 
+@pytest.fixture
+def stack_app(docker_engine: DockerEngine, tmp_path: Path) -> Iterator[tuple[str, object]]:
+    """A running container under compose.yaml's fixed name for petclinic (the jobs' proxy allows it)."""
+    www = tmp_path / "www-stack"
+    www.mkdir()
+    (www / "index.html").write_text("hello\n")
+    with contextlib.suppress(docker.errors.NotFound):
+        docker_engine.client.containers.get("stackmedic-petclinic").remove(force=True)
+    container = docker_engine.run_http("stackmedic-petclinic", free_port(), www, compose_service="petclinic")
+    yield "petclinic", container
+    container.remove(force=True)
+
+
 def test_the_jobs_restart_a_container_through_their_proxy(
-    resolved_compose: ResolvedCompose, docker_engine: DockerEngine, app, tmp_path: Path
+    resolved_compose: ResolvedCompose, docker_engine: DockerEngine, stack_app, tmp_path: Path
 ):
-    name, container = app
+    name, container = stack_app
     started = container.attrs["State"]["StartedAt"]
     proxy = proxy_for(resolved_compose, "docker-proxy-jobs", docker_engine)
     config = {
@@ -115,7 +129,7 @@ def test_the_jobs_restart_a_container_through_their_proxy(
     assert run.returncode == 0, run.stdout + run.stderr
     assert proxy.denied() == [], proxy.denied()
     posts = [path for method, path, _ in proxy.seen if method == "POST"]
-    assert posts and all(path.endswith("/restart") for path in posts), posts
+    assert posts and all(path.endswith("/containers/stackmedic-petclinic/restart") for path in posts), posts
     container.reload()
     assert container.status == "running" and container.attrs["State"]["StartedAt"] != started
 
@@ -145,8 +159,9 @@ def test_what_would_be_root_on_the_host_is_refused(
             "create a network": lambda: client.networks.create("x"),
             "read container logs": lambda: client.api.logs(container.id),
         }
-        if service == "docker-proxy-ro":
-            attempts["restart a container"] = lambda: client.api.restart(container.id)
+        # the ro proxy restarts nothing; the jobs' proxy none but the stack's names
+        attempts["restart a container not of the stack"] = lambda: client.api.restart(container.name)
+        attempts["stop a container by ID"] = lambda: client.api.stop(container.id)
         for what, attempt in attempts.items():
             with pytest.raises(docker.errors.APIError) as refused:
                 attempt()
