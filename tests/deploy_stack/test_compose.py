@@ -242,6 +242,8 @@ SECRET_USERS = {
     "alertmanager_web_config": {"alertmanager"},
     "metrics_password": {"prometheus", "stackmedic-exporter"},
     "exporter_web_config": {"stackmedic-exporter"},
+    "receiver_web_config": {"stackmedic-receiver"},
+    "receiver_admin_password": set(),  # people's: the receiver holds only its bcrypt hash
 }
 
 

@@ -292,3 +292,57 @@ def test_the_exporter_asks_prometheus_for_its_login_and_its_healthcheck_has_it(
         assert run.returncode == 0, run.stderr
     finally:
         process.stop()
+
+
+def test_the_receiver_asks_for_a_login_and_prometheus_and_its_healthcheck_have_one(
+    resolved_compose: ResolvedCompose, tmp_path: Path
+):
+    receiver = resolved_compose.services["stackmedic-receiver"]
+    files = secret_files(resolved_compose, "stackmedic-receiver")
+    flags_ = dict(a.removeprefix("--").split("=", 1) for a in receiver["command"][1:])
+    web = outside(flags_["web.config.file"], files)
+    token_file = files["/run/secrets/receiver_webhook_token"]
+    (tmp_path / "receiver.yml").write_text(
+        f"auth:\n  bearer_token_file: {token_file}\ndry_run: true\nstore:\n  path: {tmp_path / 'r.db'}\n"
+    )
+    port = free_port()
+    argv = [
+        str(Path(sys.executable).parent / "stackmedic-receiver"),
+        f"--config.file={tmp_path / 'receiver.yml'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--web.config.file={web}",
+    ]
+    process = Process(argv, tmp_path / "receiver.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: requests.get(f"{url}/-/healthy", timeout=2).status_code == 401, 30, "the receiver")
+        for path in ("/", "/api/v1/status", "/api/v1/actions", "/metrics"):
+            assert requests.get(f"{url}{path}", timeout=10).status_code == 401, path
+        # Prometheus scrapes it with the user and password file of prometheus.yml
+        prom = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+        (job,) = [j for j in prom["scrape_configs"] if j["job_name"] == "stackmedic-receiver"]
+        password_file = secret_files(resolved_compose, "prometheus")[job["basic_auth"]["password_file"]]
+        scrape = (job["basic_auth"]["username"], password_file.read_text())
+        assert requests.get(f"{url}/metrics", auth=scrape, timeout=10).status_code == 200
+        # people read the page as admin, with the password generate.sh wrote beside the hash
+        admin = (
+            "admin",
+            Path(resolved_compose.config["secrets"]["receiver_admin_password"]["file"]).read_text(),
+        )
+        assert requests.get(f"{url}/", auth=admin, timeout=10).status_code == 200
+        assert requests.get(f"{url}/", auth=("admin", "wrong"), timeout=10).status_code == 401
+        # a login of the web config reads, it never writes; the webhook takes the bearer token
+        pause = {"target": "petclinic", "duration": "5m", "author": "t", "reason": "r"}
+        assert requests.post(f"{url}/api/v1/pause", json=pause, auth=admin, timeout=10).status_code == 401
+        bearer = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+        hook = {"version": "4", "status": "firing", "alerts": []}
+        assert requests.post(f"{url}/api/v1/alerts", json=hook, headers=bearer, timeout=10).status_code == 200
+        # the healthcheck, as compose runs it, with the port of this run
+        kind, *check = receiver["healthcheck"]["test"]
+        assert kind == "CMD" and check[:2] == ["python", "-c"]
+        code = outside(check[2], files).replace("127.0.0.1:9878", f"127.0.0.1:{port}")
+        assert "/run/secrets/receiver_webhook_token" in check[2] and "/run/secrets" not in code
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+        assert run.returncode == 0, run.stderr
+    finally:
+        process.stop()

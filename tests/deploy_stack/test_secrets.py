@@ -80,6 +80,17 @@ def web_config_user(path: Path) -> tuple[str, str]:
     return user, hashed
 
 
+def test_the_receiver_web_config_has_prometheus_and_admin(tmp_path: Path):
+    out = tmp_path / "s"
+    generate_secrets(out)
+    users = yaml.safe_load((out / "receiver_web.yml").read_text())["basic_auth_users"]
+    assert set(users) == {"prometheus", "admin"}
+    for user, password in (("prometheus", "metrics_password"), ("admin", "receiver_admin_password")):
+        secret = (out / f"{password}.txt").read_text()
+        assert secret not in (out / "receiver_web.yml").read_text()
+        assert bcrypt.checkpw(secret.encode(), users[user].encode()), user
+
+
 def test_the_web_configs_hold_a_bcrypt_hash_of_their_password_never_the_password(tmp_path: Path):
     out = tmp_path / "s"
     generate_secrets(out)
