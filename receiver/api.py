@@ -19,7 +19,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 from stackmedic.config import duration
 
 from . import breaker, overview, payload, views
-from .auth import CHALLENGE, FailureLog, failure
+from .auth import CHALLENGE, EXPLAINED, FailureLog, check
 from .context import current
 from .model import ActionState, Decision, Pause
 from .store import StoreError
@@ -53,14 +53,17 @@ def require_auth(view: Callable | None = None, *, basic: bool = False) -> Callab
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any):
             s = current()
-            reason = failure(request.headers.get("Authorization"), s.config.auth, basic)
-            if reason is not None:
-                s.metrics.auth_failures.labels(reason).inc()
-                FAILED_LOGINS.record(reason, request.remote_addr or "-", request.path)
-                resp = jsonify({"error": "authentication required: a bearer token"})
+            verdict = check(request.headers.get("Authorization"), s.config.auth, basic)
+            if verdict.reason is not None:
+                s.metrics.auth_failures.labels(verdict.reason).inc()
+                FAILED_LOGINS.record(verdict.reason, request.remote_addr or "-", request.path, verdict.name)
+                resp = jsonify(
+                    {"error": "authentication required: a bearer token", "reason": EXPLAINED[verdict.reason]}
+                )
                 resp.status_code = 401
                 resp.headers["WWW-Authenticate"] = CHALLENGE
                 return resp
+            g.token_name = verdict.name
             if request.method in WRITE_METHODS and request.mimetype != "application/json":
                 return jsonify({"error": "Content-Type must be application/json"}), 415
             return view(*args, **kwargs)
@@ -109,7 +112,7 @@ def alerts():
     except payload.PayloadError as exc:
         log.warning("invalid webhook payload: %s", exc)
         return jsonify(exc.as_json()), 400
-    outcome = s.intake.handle(notification)
+    outcome = s.intake.handle(notification, author=g.get("token_name"))
     answer: dict[str, Any] = {"alerts": len(notification.alerts), "decisions": dict(outcome.decisions)}
     if outcome.rejected:
         return jsonify(

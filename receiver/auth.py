@@ -15,13 +15,30 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .config import AuthConfig
 
 log = logging.getLogger(__name__)
 
 CHALLENGE = 'Bearer realm="stackmedic"'
-REASONS = ("missing", "malformed", "bad_credentials", "basic_not_allowed")
+REASONS = ("missing", "malformed", "bad_credentials", "basic_not_allowed", "revoked")
+# what the 401 says (the credential itself never appears in an answer or a log)
+EXPLAINED = {
+    "missing": "no credentials: send Authorization: Bearer <token>",
+    "malformed": "malformed Authorization header",
+    "bad_credentials": "unknown token or wrong credentials",
+    "basic_not_allowed": "Basic credentials are not accepted here: send a bearer token",
+    "revoked": "this token is revoked",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One request's credentials: accepted (`reason` None) with the token's name, or why not."""
+
+    reason: str | None
+    name: str | None = None  # the named token, the Basic user; None for the unnamed token
 
 
 def _same(given: str, expected: str | None) -> bool:
@@ -30,32 +47,47 @@ def _same(given: str, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
 
 
-def failure(header: str | None, auth: AuthConfig, basic_allowed: bool) -> str | None:
-    """None when the Authorization header carries the configured credentials, else why not.
+def _bearer(value: str, auth: AuthConfig) -> Verdict:
+    # every token is compared, whichever matches: the time taken says nothing about which
+    matches = [t for t in auth.tokens if _same(value, t.token)]
+    unnamed = _same(value, auth.bearer_token)
+    if matches:
+        token = matches[0]
+        return Verdict("revoked", token.name) if token.revoked else Verdict(None, token.name)
+    return Verdict(None) if unnamed else Verdict("bad_credentials")
+
+
+def check(header: str | None, auth: AuthConfig, basic_allowed: bool) -> Verdict:
+    """Whether the Authorization header carries configured credentials, and whose.
 
     `basic_allowed`: the webhook accepts the configured Basic user; operator writes never do.
     """
     if auth.none:
-        return None
+        return Verdict(None)
     if not header:
-        return "missing"
+        return Verdict("missing")
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer":
-        return None if _same(value, auth.bearer_token) else "bad_credentials"
+        return _bearer(value, auth)
     if scheme.lower() != "basic":
-        return "malformed"
+        return Verdict("malformed")
     if not basic_allowed or auth.basic_password is None:
-        return "basic_not_allowed"
+        return Verdict("basic_not_allowed")
     try:
         user, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
-        return "malformed"
+        return Verdict("malformed")
     if not sep:
-        return "malformed"
+        return Verdict("malformed")
     user_ok = _same(user, auth.basic_username)
     password_ok = _same(password, auth.basic_password)
-    return None if user_ok and password_ok else "bad_credentials"
+    return Verdict(None, auth.basic_username) if user_ok and password_ok else Verdict("bad_credentials")
+
+
+def failure(header: str | None, auth: AuthConfig, basic_allowed: bool) -> str | None:
+    """None when the Authorization header carries the configured credentials, else why not."""
+    return check(header, auth, basic_allowed).reason
 
 
 def authorized(header: str | None, auth: AuthConfig, basic_allowed: bool = True) -> bool:
@@ -72,8 +104,11 @@ class FailureLog:
         self._last = -interval
         self._suppressed = 0
 
-    def record(self, reason: str, client: str, path: str) -> bool:
-        """Log this failure unless one was logged within the interval; True when logged."""
+    def record(self, reason: str, client: str, path: str, token: str | None = None) -> bool:
+        """Log this failure unless one was logged within the interval; True when logged.
+
+        `token`: the name of a revoked token still in use (its name, never the token).
+        """
         with self._lock:
             now = self.clock()
             if now - self._last < self.interval:
@@ -81,8 +116,9 @@ class FailureLog:
                 return False
             suppressed, self._suppressed, self._last = self._suppressed, 0, now
         log.warning(
-            "authentication failed reason=%s client=%s path=%s not_logged_since_last=%d",
+            "authentication failed reason=%s%s client=%s path=%s not_logged_since_last=%d",
             reason,
+            f" token_name={token}" if token else "",
             client,
             path,
             suppressed,

@@ -9,6 +9,7 @@ key left out of the file takes the dataclass' default.
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -70,10 +71,19 @@ BREAKER = {
     vol.Optional("notify_url"): vol.Any(None, url()),
 }
 
+TOKEN_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"  # noqa: S105 - a pattern, not a token
+NAMED_TOKEN = {
+    vol.Required("name"): _matches(TOKEN_NAME, "token name"),
+    **_secret_keys("token"),
+    # kept in the file so that its use is refused with a reason ("revoked") and logged
+    vol.Optional("revoked"): bool,
+}
 AUTH = vol.Any(
-    vol.All("none", msg="expected 'none' or a mapping with bearer_token_* or basic_auth"),
+    vol.All("none", msg="expected 'none' or a mapping with bearer_token_*, tokens or basic_auth"),
     {
         **_secret_keys("bearer_token"),
+        # several bearer tokens, each with a name the audit records as the author
+        vol.Optional("tokens"): [NAMED_TOKEN],
         vol.Optional("basic_auth"): {vol.Required("username"): str, **_secret_keys("password")},
     },
 )
@@ -250,13 +260,23 @@ class DispatcherConfig:
 
 
 @dataclass(frozen=True)
+class NamedToken:
+    """A bearer token with the name the audit records (`alertmanager-a`); never logged itself."""
+
+    name: str
+    token: Secret
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     """How webhooks and API mutations authenticate; `none` only when configured so."""
 
     none: bool = False
-    bearer_token: Secret | None = None
+    bearer_token: Secret | None = None  # one token without a name
     basic_username: str | None = None
     basic_password: Secret | None = None
+    tokens: tuple[NamedToken, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -297,11 +317,45 @@ def _auth(data: dict, problems: list) -> AuthConfig:
         password = _secret(raw["basic_auth"], "password", "auth.basic_auth.password", problems)
         if password is None:
             problems.append(("auth.basic_auth", "password_env or password_file is required"))
-    if token is None and password is None and not problems:
-        problems.append(("auth", "set bearer_token_env, bearer_token_file or basic_auth"))
     if token is not None and not token:
         problems.append(("auth.bearer_token", "the token is empty"))
-    return AuthConfig(bearer_token=token, basic_username=user, basic_password=password)
+    tokens = _named_tokens(raw.get("tokens", []), token, problems)
+    usable = [t for t in tokens if not t.revoked]
+    if token is None and password is None and not usable and not problems:
+        what = "every token in auth.tokens is revoked: " if tokens else ""
+        problems.append(("auth", what + "set bearer_token_env, bearer_token_file, tokens or basic_auth"))
+    return AuthConfig(bearer_token=token, basic_username=user, basic_password=password, tokens=tuple(tokens))
+
+
+def _named_tokens(raw: list[dict], unnamed: Secret | None, problems: list) -> list[NamedToken]:
+    """auth.tokens: names unique, each token set, not empty and not another's (the author would be ambiguous)."""
+    out: list[NamedToken] = []
+    seen: dict[str, str] = {}
+    values: dict[str, str] = {"auth.bearer_token": unnamed} if unnamed else {}
+    for i, entry in enumerate(raw):
+        path = f"auth.tokens[{i}]"
+        if entry["name"] in seen:
+            problems.append(
+                (f"{path}.name", f"duplicate token name {entry['name']!r} (also {seen[entry['name']]})")
+            )
+        seen.setdefault(entry["name"], path)
+        if "token_env" in entry and "token_file" in entry:
+            problems.append((path, "give token_env or token_file, not both"))
+            continue
+        value = _secret(entry, "token", f"{path}.token", problems)
+        if value is None:
+            if "token_env" not in entry and "token_file" not in entry:
+                problems.append((path, "token_env or token_file is required"))
+            continue
+        if not value:
+            problems.append((f"{path}.token", "the token is empty"))
+            continue
+        twin = next((p for p, v in values.items() if hmac.compare_digest(v.encode(), value.encode())), None)
+        if twin is not None:
+            problems.append((f"{path}.token", f"the same token as {twin}: the author would be ambiguous"))
+        values[path] = value
+        out.append(NamedToken(entry["name"], Secret(value), entry.get("revoked", False)))
+    return out
 
 
 def _rules(data: dict, defaults: dict, problems: list) -> tuple[RuleConfig, ...]:

@@ -68,6 +68,7 @@ class IncidentDecisions:
             opened_at=now,
             summary=_annotation(alert, "summary", 1000),
             runbook_url=_runbook(alert),
+            author=base.get("author"),  # the token whose webhook opened it
         )
         base["incident_id"] = incident.id
         tx.update_incident(incident.id, decided_at=now)

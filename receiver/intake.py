@@ -58,12 +58,15 @@ class Intake:
         self.on_escalated = on_escalated
         self._unmatched_seen: set[str] = set()
 
-    def handle(self, notification: Notification) -> Outcome:
-        """Decide on every alert; StoreError propagates (the webhook answers 503)."""
+    def handle(self, notification: Notification, author: str | None = None) -> Outcome:
+        """Decide on every alert; StoreError propagates (the webhook answers 503).
+
+        `author`: the name of the token the webhook came with, kept on every row it causes.
+        """
         outcome = Outcome()
         for index, alert in enumerate(notification.alerts):
             self.metrics.alerts.labels(alert.status).inc()
-            decided = self._one(alert, index, outcome)
+            decided = self._one(alert, index, outcome, author)
             for decision in [*decided.extra, decided.decision]:
                 outcome.decisions[decision] += 1
                 self.metrics.decisions.labels(decision).inc()
@@ -90,9 +93,10 @@ class Intake:
             self._unmatched_seen.add(name)
             log.warning("no rule matches alertname=%s: nothing is done for it (logged once per name)", name)
 
-    def _base(self, alert: Alert, rule: Rule | None) -> dict[str, Any]:
+    def _base(self, alert: Alert, rule: Rule | None, author: str | None) -> dict[str, Any]:
         return {
             "created_at": self.clock(),
+            "author": author,
             "status": alert.status,
             "alertname": alert.labels.get("alertname", "")[:256],
             "fingerprint": alert.fingerprint,
@@ -101,9 +105,9 @@ class Intake:
             "job": rule.job if rule else None,
         }
 
-    def _one(self, alert: Alert, index: int, outcome: Outcome) -> Decided:
+    def _one(self, alert: Alert, index: int, outcome: Outcome, author: str | None) -> Decided:
         rule = find_rule(self.rules, alert.labels)
-        base = self._base(alert, rule)
+        base = self._base(alert, rule, author)
         if rule is None:
             self._unmatched(base["alertname"])
             return self._record(base, Decision.NO_RULE, "no rule matches the labels")

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ALERT_DECISIONS  # operators' rows (pause, resume, reset) are no decision on an alert
 RESULTS = ("SUCCESS", "FAILURE", "ABORTED", "UNSTABLE", "NOT_BUILT", "LOST", "ERROR")
-AUTH_FAILURE_REASONS = ("missing", "malformed", "bad_credentials", "basic_not_allowed")
+AUTH_FAILURE_REASONS = ("missing", "malformed", "bad_credentials", "basic_not_allowed", "revoked")
 ENDPOINTS = ("build", "queue_item", "build_info", "job_builds", "queue", "crumb")
 
 

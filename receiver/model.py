@@ -115,7 +115,7 @@ class Action(_Row):
     trial: bool = False
     acted_at: float | None = None
     fence: int | None = None  # bumped by every claim, take-over and send: proves ownership
-    author: str | None = None  # who did it, on an operator's row (pause, resume, reset)
+    author: str | None = None  # who: the operator (pause, resume, reset), else the webhook's named token
     description: str | None = None  # the build's description: the job's JSON result line
 
     def __post_init__(self) -> None:
@@ -153,6 +153,7 @@ class Incident(_Row):
     decided_at: float | None = None  # the newest decision on a firing notification of it
     held_at: float | None = None  # the newest decision made while paused: no judging before it
     escalated_at: float | None = None  # when a person was paged about it
+    author: str | None = None  # the named token whose webhook opened it
 
 
 @dataclass

@@ -76,6 +76,7 @@ def incident_views(tx: Any, services: Any, now: float) -> list[dict[str, Any]]:
                 "runbook_url": i.runbook_url,
                 "since": views.when(i.starts_ts),
                 "heard_at": views.when(i.opened_at),
+                "author": i.author,  # the named token whose webhook opened it
                 "state": state,
                 "state_text": STATE_TEXT[state],
                 "attempts": [views.action(a) for a in actions],

@@ -22,6 +22,8 @@ ADDED: tuple[tuple[str, str, str], ...] = (
     ("pauses", "author", "VARCHAR(128)"),
     # issue 12: the fencing version, bumped whenever an action changes hands or is sent
     ("actions", "fence", "BIGINT"),
+    # issue 13: the named token whose webhook opened an incident
+    ("incidents", "author", "VARCHAR(128)"),
 )
 
 
