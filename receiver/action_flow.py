@@ -18,6 +18,7 @@ again, so a build is requested exactly once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -26,9 +27,10 @@ from typing import Any
 
 from .actuators.base import Actuator, ActuatorError, MaybeSent, NotSent, Ref, Rejected
 from .config import DispatcherConfig
+from .incident_decisions import credit_resolutions
 from .metrics import ReceiverMetrics
 from .model import Action, ActionState, Decision
-from .store import SqlStore
+from .store import SqlStore, StoreError
 
 log = logging.getLogger(__name__)
 MAX_DESCRIPTION = 4000  # a build description kept in the audit
@@ -179,8 +181,20 @@ class ActionFlow:
         )
         self._save(row, **fields)
         self.metrics.builds.labels(row.rule, row.job, result).inc()
+        if result == "SUCCESS":
+            self._credit(row)
         self.on_finished(row)
         return row
+
+    def _credit(self, row: Action) -> None:
+        """Incidents that resolved while this build ran: their audit now says it healed them."""
+        try:
+            credited = self.store.atomic(functools.partial(credit_resolutions, action=row))
+        except StoreError as exc:  # the audit keeps "credited to it if it succeeds"
+            log.warning("action id=%s: crediting the resolutions it healed failed: %s", row.id, exc)
+            return
+        if credited:
+            log.info("action id=%s healed %d incident(s) that resolved while it ran", row.id, credited)
 
     def _moved(self, row: Action, ref: Ref) -> Action:
         """Record where the request is now: its build, its queue item, or its end."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import breaker, lifecycle
 from .lifecycle import Stage
-from .model import Action, ActionState, Breaker, Decision, Incident
+from .model import IN_FLIGHT_STATES, Action, ActionState, Breaker, Decision, Incident
 from .payload import Alert
 from .rules import Rule
 from .store import Tx
@@ -208,10 +208,23 @@ class IncidentDecisions:
         sharing = last is not None and tx.open_incidents_of_action(last.id, incident.id) > 0
         if last is not None and not sharing and tx.cancel_pending(last.id, now):
             last = tx.action(last.id)
+        if last is not None and last.state in IN_FLIGHT_STATES:
+            # its result decides who healed it: ActionFlow credits it when it finishes SUCCESS
+            tx.update_incident(incident.id, resolved_while=last.state)
         reason = lifecycle.resolution(incident, last, rule.policy, now, ended)
         decided = self._row(tx, base, Decision.RESOLVED, reason)
         decided.recovered = max(0.0, ended - alert.starts_ts)
         return decided
+
+
+def credit_resolutions(tx: Tx, action: Action) -> int:
+    """After `action` finished: the incidents that resolved while it ran say it healed them."""
+    credited = 0
+    for incident in tx.resolved_while_in_flight(action.id):
+        reason = lifecycle.credited(incident, action)
+        if reason:
+            credited += tx.set_resolution_reason(incident.id, reason)
+    return credited
 
 
 def _share_the_outage(tx: Tx, incident: Incident, rule: Rule, target: str, now: float) -> bool:

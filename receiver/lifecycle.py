@@ -80,6 +80,23 @@ def healed(incident: Incident, action: Action | None, policy: BreakerPolicy, now
     return now - finished <= max(policy.settle, policy.ineffective_after)
 
 
+def credited(incident: Incident, action: Action) -> str | None:
+    """The resolution's new words once `action`, running when the alert resolved, has finished.
+
+    A restart job brings the service back and then waits for it to settle: the alert often
+    resolves before the build ends. A build that was running then and ends SUCCESS healed it;
+    one still queued when the alert resolved did not (the service came back by itself).
+    """
+    if incident.resolved_while != ActionState.BUILDING or action.result != "SUCCESS":
+        return None
+    ended = incident.ends_ts if incident.ends_ts is not None else incident.resolved_at or incident.starts_ts
+    took = f"{max(0.0, ended - incident.starts_ts):.0f}s"
+    return (
+        f"healed by action #{action.id} ({action.job} #{action.build_number}): resolved {took} after it fired,"
+        " while the build was finishing"
+    )
+
+
 def resolution(
     incident: Incident, action: Action | None, policy: BreakerPolicy, now: float, ended: float
 ) -> str:
@@ -94,6 +111,8 @@ def resolution(
         why = f"action #{action.id} failed"
     elif action.state == ActionState.CANCELLED:
         why = f"action #{action.id} cancelled before dispatch"
+    elif action.state == ActionState.BUILDING:
+        why = f"action #{action.id} ({build_text(action)}) was still running; credited to it if it succeeds"
     elif action.state in IN_FLIGHT_STATES:
         why = f"action #{action.id} was still in progress"
     else:

@@ -154,6 +154,7 @@ class Incident(_Row):
     held_at: float | None = None  # the newest decision made while paused: no judging before it
     escalated_at: float | None = None  # when a person was paged about it
     author: str | None = None  # the named token whose webhook opened it
+    resolved_while: str | None = None  # its action's state when the alert resolved, if still in flight
 
 
 @dataclass

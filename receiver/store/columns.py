@@ -24,6 +24,8 @@ ADDED: tuple[tuple[str, str, str], ...] = (
     ("actions", "fence", "BIGINT"),
     # issue 13: the named token whose webhook opened an incident
     ("incidents", "author", "VARCHAR(128)"),
+    # the state of the incident's action when its alert resolved, if it was still running
+    ("incidents", "resolved_while", "VARCHAR(16)"),
 )
 
 

@@ -19,6 +19,7 @@ from ..model import (
     ActionState,
     Breaker,
     BreakerState,
+    Decision,
     Incident,
     Pause,
 )
@@ -97,6 +98,21 @@ class Tx:
                 (action_id, other_than),
             )
         )
+
+    def resolved_while_in_flight(self, action_id: int) -> list[Incident]:
+        """Incidents of this action whose alert resolved before it finished."""
+        rows = self.rows(
+            "SELECT * FROM incidents WHERE action_id=? AND resolved_while IS NOT NULL ORDER BY id",
+            (action_id,),
+        )
+        return [Incident.from_row(r) for r in rows]
+
+    def set_resolution_reason(self, incident_id: int, reason: str) -> int:
+        """Rewrite the reason of the incident's `resolved` audit row (a credit decided later)."""
+        return self.execute(
+            "UPDATE actions SET reason=? WHERE incident_id=? AND decision=?",
+            (reason, incident_id, Decision.RESOLVED.value),
+        ).rowcount
 
     def update_incident(self, incident_id: int, **fields: Any) -> None:
         sets = ",".join(f"{k}=?" for k in fields)

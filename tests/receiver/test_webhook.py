@@ -148,6 +148,41 @@ def test_resolved_before_dispatch_cancels_the_action(make_app, standin):
     assert standin.builds() == []
 
 
+def test_resolved_while_the_build_runs_is_credited_to_it_once_it_succeeds(make_app, standin):
+    # a restart job brings the service back, then waits for it to settle: the alert resolves first
+    standin.build_duration = 2.0
+    app = make_app()
+    post(app, notification(alert(starts_at="2026-01-01T10:00:00Z")))
+    wait_for(lambda: actions(app)[0]["build"]["state"] == "building", 10, "the build to start")
+    post(app, notification(alert(status="resolved", starts_at="2026-01-01T10:00:00Z")))
+    first, resolved = actions(app)
+    assert resolved["reason"].endswith(
+        f"action #{first['id']} (stackmedic-restart #1 building) was still running; credited to it if it succeeds"
+    ), resolved["reason"]
+    wait_for(lambda: settled(app) and standin.finished(), 10, "the build to finish")
+    first, resolved = actions(app)
+    assert first["build"]["result"] == "SUCCESS"
+    assert resolved["reason"].startswith(
+        f"healed by action #{first['id']} (stackmedic-restart #1): resolved "
+    )
+    assert resolved["reason"].endswith("after it fired, while the build was finishing")
+    assert len(standin.builds()) == 1
+
+
+def test_resolved_while_the_build_is_only_queued_is_not_credited_to_it(make_app, standin):
+    # the service came back before the build even started: the build's success did not heal it
+    standin.hold_queue()
+    app = make_app()
+    post(app, notification(alert(starts_at="2026-01-01T10:00:00Z")))
+    wait_for(lambda: actions(app)[0]["build"]["state"] == "queued", 10, "the queue item")
+    post(app, notification(alert(status="resolved", starts_at="2026-01-01T10:00:00Z")))
+    standin.hold_queue(False)
+    wait_for(lambda: settled(app) and standin.finished(), 10, "the build to finish")
+    first, resolved = actions(app)
+    assert first["build"]["result"] == "SUCCESS"
+    assert resolved["reason"].endswith(f"without stackmedic: action #{first['id']} was still in progress")
+
+
 def test_alert_without_a_rule_is_recorded_and_answered_200(make_app, standin):
     app = make_app()
     other = {"status": "firing", "labels": {"alertname": "Watchdog"}, "startsAt": "2026-01-01T10:00:00Z"}
