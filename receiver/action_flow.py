@@ -139,7 +139,7 @@ class ActionFlow:
             self._save(row, error=str(exc))
             self._sleep(row, delay)
             return row
-        error = f"{exc} (after {row.attempts} attempts); a build may exist: look in Jenkins"
+        error = f"{exc} (after {row.attempts} attempts); {self.actuator_for(row).lost_advice}"
         log.error("action id=%s lost rule=%s target=%s: %s", row.id, row.rule, row.target, error)
         self._save(row, state=ActionState.LOST, result="LOST", error=error, finished_at=self.clock())
         self.metrics.builds.labels(row.rule, row.job, "LOST").inc()

@@ -90,6 +90,9 @@ class Ref:
 class Actuator(Protocol):
     """What the action flow needs from Jenkins, Kubernetes or anything that runs a job."""
 
+    # what a person is told to check when the flow could not tell whether a run was requested
+    lost_advice: str
+
     def trigger(
         self, job: str, params: Mapping[str, str], token: str, confirm: Callable[[], None] = lambda: None
     ) -> Ref:

@@ -92,6 +92,8 @@ def _params(actions: Any) -> dict[str, Any]:
 class JenkinsClient:
     """Jenkins at `url` as `user`, authenticated by an API token or a password (an Actuator)."""
 
+    lost_advice = "a build may exist: look in Jenkins"
+
     def __init__(
         self,
         url: str,

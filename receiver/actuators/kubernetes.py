@@ -101,6 +101,8 @@ def result_line(log: str) -> str | None:
 class KubernetesActuator:
     """Restarts and restores in `namespace` through `api` (an Actuator)."""
 
+    lost_advice = "a restart or a restore Job may exist: look at the namespace's Deployments and Jobs"
+
     def __init__(
         self, api: KubeAPI, namespace: str, restore_template: str = "stackmedic-restore", retries: int = 3
     ):
