@@ -30,6 +30,8 @@ ACTUATORS = ["jenkins", "kubernetes"]  # actuators/<name>.py; a rule picks one w
 # the jobs of the kubernetes actuator and the parameter each needs (actuators/kubernetes.py)
 KUBERNETES_JOBS = {"restart": "DEPLOYMENT", "restore": "DATABASE"}
 TEMPLATE_REF = re.compile(r"\{([^{}]*)\}")
+# store keys of the MySQL connection; with SQLite they would be silently ignored, so they are refused
+MYSQL_ONLY = ("host", "port", "socket", "user", "password_env", "password_file", "database", "timeout")
 
 
 def _matches(pattern: str, what: str) -> Any:
@@ -451,6 +453,13 @@ def build(data: Any) -> Config:
         problems.append(("kubernetes", "required key missing: a rule uses the kubernetes actuator"))
     s = data["store"]
     store_password = _secret(s, "password", "store.password", problems)
+    if s.get("type", StoreConfig.type) == "sqlite":
+        # silently ignored otherwise: a store.timeout that bounds nothing is worse than an error
+        for key in MYSQL_ONLY:
+            if key in s:
+                problems.append((f"store.{key}", "applies only to the mysql store (store.type is sqlite)"))
+    elif "synchronous" in s:
+        problems.append(("store.synchronous", "applies only to the sqlite store (store.type is mysql)"))
     if s.get("type") == "mysql":
         for key in ("user", "database"):
             if key not in s:
