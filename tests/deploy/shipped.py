@@ -14,6 +14,8 @@ PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 RULES_DIR = PROMETHEUS_DIR / "rules"
 RULE_TESTS_DIR = PROMETHEUS_DIR / "tests"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+# the example of two Prometheus replicas (docs/receiver.md, HA layout)
+HA_CONFIGS = {r: PROMETHEUS_DIR / "ha" / f"prometheus-{r}.yml" for r in ("a", "b")}
 ALERTMANAGER_CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
 RUNBOOKS_DIR = REPO / "docs" / "runbooks"
 ALERTING_DOC = REPO / "docs" / "alerting.md"

@@ -54,3 +54,26 @@ def test_rule_unit_tests_can_fail(tmp_path: Path):
     result = promtool("test", "rules", "t.yml", cwd=tmp_path / "tests")
     assert result.returncode != 0
     assert "alertname: StackDatabaseTablesMissing" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("replica", sorted(shipped.HA_CONFIGS))
+def test_ha_example_configs_are_clean(replica: str):
+    result = promtool("check", "config", shipped.HA_CONFIGS[replica])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(list(shipped.RULES_DIR.glob('*.yml')))} rule files found" in result.stdout
+
+
+def test_ha_example_replicas_differ_only_in_their_replica_label():
+    a, b = (shipped.load(shipped.HA_CONFIGS[r]) for r in ("a", "b"))
+    assert (a["global"]["external_labels"], b["global"]["external_labels"]) == (
+        {"replica": "a"},
+        {"replica": "b"},
+    )
+    b["global"]["external_labels"] = a["global"]["external_labels"]
+    assert a == b
+    # the label that tells them apart never reaches Alertmanager
+    assert a["alerting"]["alert_relabel_configs"] == [{"action": "labeldrop", "regex": "replica"}]
+    # the same rules and the same jobs as the single Prometheus of compose
+    single = shipped.load(shipped.PROMETHEUS_CONFIG)
+    assert [j["job_name"] for j in a["scrape_configs"]] == [j["job_name"] for j in single["scrape_configs"]]
+    assert a["rule_files"] == ["../" + f for f in single["rule_files"]]

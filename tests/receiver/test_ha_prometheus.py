@@ -1,8 +1,14 @@
-"""One outage seen by two Prometheus replicas that label their alerts apart: one action (issue 12)."""
+"""One outage seen by two Prometheus replicas: one alert with the shipped relabelling, one action without (issue 12)."""
 
 from __future__ import annotations
 
-from harness.services import wait_for
+import pytest
+import requests
+import yaml
+
+from harness.services import Alertmanager, Prometheus, wait_for
+from tests.deploy import shipped
+from tests.deploy.alerting import Hook
 from tests.receiver.helpers import AUTH, FakeClock, actions, alert, notification, settled
 
 BREAKER = {"cooldown": "5m", "settle": "10m", "max_actions": 3, "window": "1h", "max_ineffective": 0}
@@ -49,3 +55,101 @@ def test_one_incident_resolving_does_not_cancel_the_action_the_other_still_needs
     assert post(app, resolved_b) == {"resolved": 1}
     [triggered] = [a for a in actions(app) if a["decision"] == "triggered"]
     assert triggered["build"]["state"] == "cancelled"
+
+
+# Two real Prometheus replicas with the shipped HA example (deploy/prometheus/ha/), one rule
+# firing on both, and one real Alertmanager with the shipped remediation route's grouping.
+
+RULE = """groups:
+  - name: ha
+    interval: 1s
+    rules:
+      - alert: StackAppDown
+        expr: vector(1)
+        # firing once Prometheus knows its Alertmanager (its discovery reports every 5 s): an
+        # alert sent before is dropped, and the next send comes after the resend delay (1m)
+        for: 10s
+        labels: {remediation: restart, compose_service: petclinic, severity: critical}
+"""
+
+
+def ha_prometheus_config(replica: str, am: Alertmanager, relabel: bool) -> str:
+    """The shipped example of `replica`, pointed at `am`, with the test's rule; scrapes nothing."""
+    doc = shipped.load(shipped.HA_CONFIGS[replica])
+    doc["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+    doc["rule_files"] = ["ha.yml"]
+    doc["scrape_configs"] = []
+    [alertmanagers] = doc["alerting"]["alertmanagers"]
+    alertmanagers.pop("basic_auth")
+    alertmanagers["static_configs"] = [{"targets": [am.url.removeprefix("http://")]}]
+    if not relabel:
+        del doc["alerting"]["alert_relabel_configs"]
+    return yaml.safe_dump(doc)
+
+
+def alertmanager_config(hook: Hook) -> str:
+    """One webhook, grouped as the shipped route to stackmedic-receiver groups."""
+    [route] = [
+        r for r in shipped.load(shipped.ALERTMANAGER_CONFIG)["route"]["routes"] if r.get("group_wait") == "0s"
+    ]
+    return yaml.safe_dump(
+        {
+            "route": {
+                "receiver": "hook",
+                "group_by": route["group_by"],
+                "group_wait": "0s",
+                "group_interval": "1s",
+                "repeat_interval": "1h",
+            },
+            "receivers": [{"name": "hook", "webhook_configs": [{"url": hook.url, "send_resolved": True}]}],
+        }
+    )
+
+
+def sent(prom: Prometheus) -> float:
+    """Alerts this Prometheus has sent to Alertmanager (its own counter)."""
+    text = requests.get(f"{prom.url}/metrics", timeout=5).text
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("prometheus_notifications_sent_total")
+    )
+
+
+def run_pair(prometheus_factory, alertmanager_factory, relabel: bool) -> tuple[Alertmanager, Hook, list]:
+    hook = Hook()
+    am = alertmanager_factory(alertmanager_config(hook))
+    proms = [prometheus_factory(ha_prometheus_config(r, am, relabel), rules={"ha.yml": RULE}) for r in "ab"]
+    # both replicas' first sends were accepted (the counter moves after Alertmanager's answer):
+    # Alertmanager holds whatever it will hold (the next sends come after --rules.alert.resend-delay)
+    wait_for(lambda: all(sent(p) >= 1 for p in proms), 60, "both Prometheus replicas to send the alert")
+    return am, hook, proms
+
+
+@pytest.mark.services
+def test_ha_prometheus_pair_with_the_relabelling_is_one_alert(prometheus_factory, alertmanager_factory):
+    am, hook, _ = run_pair(prometheus_factory, alertmanager_factory, relabel=True)
+    try:
+        [held] = am.alerts()
+        assert "replica" not in held["labels"]
+        wait_for(lambda: hook.posts, 30, "the webhook")
+        groups = hook.groups("/api/v1/alerts")
+        assert {len(g["alerts"]) for g in groups} == {1}
+        assert {g["groupKey"] for g in groups} == {groups[0]["groupKey"]}
+    finally:
+        hook.close()
+
+
+@pytest.mark.services
+def test_ha_prometheus_pair_without_the_relabelling_is_two_alerts(prometheus_factory, alertmanager_factory):
+    # what issue 12 defect 4 met: one outage, two alerts, two incidents at the receiver
+    am, hook, _ = run_pair(prometheus_factory, alertmanager_factory, relabel=False)
+    try:
+        assert sorted(a["labels"]["replica"] for a in am.alerts()) == ["a", "b"]
+        wait_for(
+            lambda: any(len(g["alerts"]) == 2 for g in hook.groups("/api/v1/alerts")),
+            30,
+            "both alerts in a post",
+        )
+    finally:
+        hook.close()
