@@ -13,6 +13,7 @@ import yaml
 from stackmedic.receiver import config
 
 from stackmedic.config import duration
+from stackmedic.mysql_tls import MysqlTls
 from stackmedic.secrets import Secret
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "receiver.md"
@@ -29,7 +30,11 @@ AUTH_KEYS = {
     "bearer_token": ["auth.bearer_token_env", "auth.bearer_token_file"],
     "basic_username": ["auth.basic_auth.username"],
     "basic_password": ["auth.basic_auth.password_env", "auth.basic_auth.password_file"],
+    "tokens": ["auth.tokens"],  # its entries: NAMED below
 }
+NAMED = {config.NamedToken: "auth.tokens[]"}
+# the store's TLS settings (stackmedic/mysql_tls.py), flat in the store section
+TLS_KEYS = {"enabled": "store.tls"}
 SECTIONS = {
     config.StoreConfig: "store",
     config.JenkinsConfig: "jenkins",
@@ -63,7 +68,9 @@ def dataclass_keys(cls: Any, prefix: str) -> dict[str, dataclasses.Field]:
     out: dict[str, dataclasses.Field] = {}
     for f in dataclasses.fields(cls):
         path = f"{prefix}.{f.name}"
-        if Secret in typing.get_args(hints[f.name]):
+        if dataclasses.is_dataclass(f.default_factory):
+            continue  # a nested section with keys of its own (store.tls*): walked on its own
+        if hints[f.name] is Secret or Secret in typing.get_args(hints[f.name]):
             out[f"{path}_env"] = out[f"{path}_file"] = f
         else:
             out[path] = f
@@ -82,7 +89,9 @@ def every_field() -> dict[str, tuple[Any, dataclasses.Field]]:
     for f in dataclasses.fields(config.AuthConfig):
         for key in AUTH_KEYS[f.name]:
             keys[key] = (config.AuthConfig, f)
-    for cls, prefix in SECTIONS.items():
+    for f in dataclasses.fields(MysqlTls):
+        keys[TLS_KEYS.get(f.name, f"store.tls_{f.name}")] = (MysqlTls, f)
+    for cls, prefix in {**SECTIONS, **NAMED}.items():
         for key, f in dataclass_keys(cls, prefix).items():
             keys[key] = (cls, f)
     return keys
@@ -153,6 +162,6 @@ def test_documented_defaults_are_the_dataclass_defaults():
                 wrong.append((key, cell, default))
             continue
         kind = typing.get_type_hints(cls)[f.name]
-        if doc_value(cell, kind) != (dict(default) if default == () else default):
+        if doc_value(cell, kind) != (list(default) if isinstance(default, tuple) else default):
             wrong.append((key, cell, default))
     assert wrong == [], wrong
