@@ -233,6 +233,7 @@ SECRET_USERS = {
     "petclinic_db_password": {"mysql", "petclinic"},
     "wordpress_db_password": {"mysql", "wordpress"},
     "receiver_webhook_token": {"alertmanager", "stackmedic-receiver"},
+    "receiver_operator_token": {"stackmedic-receiver"},
     "jenkins_token": {"jenkins", "stackmedic-receiver"},
     "jenkins_admin_password": {"jenkins"},
     "grafana_admin_password": {"grafana"},

@@ -302,8 +302,12 @@ def test_the_receiver_asks_for_a_login_and_prometheus_and_its_healthcheck_have_o
     flags_ = dict(a.removeprefix("--").split("=", 1) for a in receiver["command"][1:])
     web = outside(flags_["web.config.file"], files)
     token_file = files["/run/secrets/receiver_webhook_token"]
+    operator_file = files["/run/secrets/receiver_operator_token"]
+    # compose's own auth section (its named tokens), with the secret files of this machine
+    shipped = yaml.safe_load((REPO / "deploy/compose/receiver.yml").read_text())
+    auth = yaml.safe_load(outside(yaml.safe_dump(shipped["auth"]), files))
     (tmp_path / "receiver.yml").write_text(
-        f"auth:\n  bearer_token_file: {token_file}\ndry_run: true\nstore:\n  path: {tmp_path / 'r.db'}\n"
+        yaml.safe_dump({"auth": auth, "dry_run": True, "store": {"path": str(tmp_path / "r.db")}})
     )
     port = free_port()
     argv = [
@@ -335,8 +339,27 @@ def test_the_receiver_asks_for_a_login_and_prometheus_and_its_healthcheck_have_o
         pause = {"target": "petclinic", "duration": "5m", "author": "t", "reason": "r"}
         assert requests.post(f"{url}/api/v1/pause", json=pause, auth=admin, timeout=10).status_code == 401
         bearer = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
-        hook = {"version": "4", "status": "firing", "alerts": []}
+        alert = {
+            "status": "firing",
+            "labels": {"alertname": "Unhealed"},
+            "startsAt": "2026-01-01T10:00:00Z",
+            "fingerprint": "abc123",
+        }
+        hook = {"version": "4", "status": "firing", "alerts": [alert]}
         assert requests.post(f"{url}/api/v1/alerts", json=hook, headers=bearer, timeout=10).status_code == 200
+        # the token Alertmanager is given is the named token `alertmanager`; people's is `operator`
+        operator = {"Authorization": f"Bearer {operator_file.read_text().strip()}"}
+        pause = {"target": "petclinic", "duration": "5m", "reason": "test"}
+        assert (
+            requests.post(f"{url}/api/v1/pause", json=pause, headers=operator, timeout=10).status_code == 200
+        )
+        audit = requests.get(f"{url}/api/v1/actions", auth=admin, timeout=10).json()["actions"]
+        assert sorted((a["decision"], a["author"]) for a in audit) == [
+            ("no_rule", "alertmanager"),
+            ("pause", "operator"),
+        ]
+        am = [s for s in resolved_compose.services["alertmanager"]["secrets"] if "receiver" in s["source"]]
+        assert [s["source"] for s in am] == ["receiver_webhook_token"]
         # the healthcheck, as compose runs it, with the port of this run
         kind, *check = receiver["healthcheck"]["test"]
         assert kind == "CMD" and check[:2] == ["python", "-c"]
