@@ -35,7 +35,9 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 def tls_mariadb(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Iterator[MariaDB]:
     """A MariaDB offering TLS; `plain` has no TLS requirement, `secure` REQUIRE SSL, `x509` REQUIRE X509."""
     server = MariaDB(
-        tmp_path_factory.mktemp("mariadb-tls"), tls=(certs.ca, certs.server_cert, certs.server_key)
+        tmp_path_factory.mktemp("mariadb-tls"),
+        binlog=True,
+        tls=(certs.ca, certs.server_cert, certs.server_key),
     ).start()
     try:
         server.execute("CREATE DATABASE tlsdb", "CREATE TABLE tlsdb.t (id INT PRIMARY KEY)")
@@ -45,6 +47,7 @@ def tls_mariadb(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Itera
                 f"CREATE USER '{name}'@'127.0.0.1' IDENTIFIED BY '{PW}'{require}",
                 f"GRANT ALL ON tlsdb.* TO '{name}'@'127.0.0.1'",
                 f"GRANT SELECT ON *.* TO '{name}'@'127.0.0.1'",  # mariadb-dump reads mysql.* for events
+                f"GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{name}'@'127.0.0.1'",  # mariadb-binlog
             )
         yield server
     finally:
@@ -300,3 +303,29 @@ def test_receiver_start_up_names_the_tls_failure(tls_mariadb, certs, pw, tmp_pat
     assert main(["--config.file", str(config), "--web.listen-address", "127.0.0.1:0"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("stackmedic-receiver: store failed: the server's certificate was refused")
+
+
+@pytest.mark.services
+def test_mariadb_binlog_reads_the_binary_log_over_tls(tls_mariadb, certs, pw):
+    """Point-in-time recovery's reader gets the same option file as the other clients."""
+    secure = jc.User("secure", password_env=pw)
+    first = tls_mariadb.execute("SHOW BINARY LOGS")[0][0]
+
+    def read(tls_: MysqlTls) -> subprocess.CompletedProcess:
+        with dbc.options_fd(connection(tls_mariadb, tls_), secure) as (fd, arg):
+            return subprocess.run(
+                [require_binary("mariadb-binlog"), arg, "--read-from-remote-server", first],
+                pass_fds=(fd,),
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+
+    good = read(tls(certs))
+    assert good.returncode == 0, good.stderr
+    assert "CREATE TABLE t" in good.stdout  # the fixture's own statement, read over TLS
+    rogue = read(tls(certs, ca_file=str(certs.ca.parent / "rogue-ca.crt")))
+    assert rogue.returncode != 0 and "TLS/SSL error" in rogue.stderr
+    plain = read(MysqlTls())  # a REQUIRE SSL account, without TLS
+    assert plain.returncode != 0 and "Access denied for user 'secure'" in plain.stderr
