@@ -15,6 +15,7 @@ from typing import Any
 import voluptuous as vol
 
 from stackmedic.config import ConfigError, duration, load_config, port, redact_url, regex, url, validate
+from stackmedic.mysql_tls import MysqlTls
 from stackmedic.secrets import Secret, SecretError, resolve_secret
 
 DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
@@ -220,6 +221,9 @@ MYSQL_SERVER = {
     # off by default: PyMySQL's "preferred" TLS builds a CA store on every connection
     vol.Optional("tls", default=False): bool,
     vol.Optional("tls_ca_file"): str,
+    # a client certificate, for an account created REQUIRE X509
+    vol.Optional("tls_cert_file"): str,
+    vol.Optional("tls_key_file"): str,
     vol.Optional("tls_verify", default=True): bool,
     vol.Optional("tables", default={}): {_identifier: _each(_identifier)},
     vol.Optional("queries", default=[]): vol.All(_each(MYSQL_QUERY), _unique("name")),
@@ -315,10 +319,19 @@ def _docker_problems(config: dict) -> list[tuple[str, str]]:
 
 def _resolve(config: dict) -> dict:
     """What validation cannot do alone: the Docker address, and secrets; every problem at once."""
-    problems = _docker_problems(config) + _secret_problems(config)
+    problems = _docker_problems(config) + _secret_problems(config) + _tls_problems(config)
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _tls_problems(config: dict) -> list[tuple[str, str]]:
+    """The TLS files of each MySQL server, read now: a wrong one is a config error, not a scrape's."""
+    problems = []
+    for i, server in enumerate(config.get("mysql") or []):
+        tls = MysqlTls.from_section(server)
+        problems += tls.problems(f"mysql[{i}]", require_ca=False)
+    return problems
 
 
 def _secret_problems(config: dict) -> list[tuple[str, str]]:

@@ -55,8 +55,12 @@ class MysqlTls:
             verify=section.get("tls_verify", True),
         )
 
-    def problems(self, prefix: str) -> list[tuple[str, str]]:
-        """Every problem of these settings, each with its key path under `prefix`."""
+    def problems(self, prefix: str, require_ca: bool = True) -> list[tuple[str, str]]:
+        """Every problem of these settings, each with its key path under `prefix`.
+
+        `require_ca=False`: with tls_verify and no tls_ca_file, the system's CA store (the
+        exporter's PyMySQL alone; the mariadb clients need the file).
+        """
         at = (prefix + ".") if prefix else ""
         given = {
             "tls_ca_file": self.ca_file,
@@ -66,7 +70,7 @@ class MysqlTls:
         if not self.enabled:
             return [(at + key, "needs tls: true") for key, value in given.items() if value is not None]
         out: list[tuple[str, str]] = []
-        if self.verify and self.ca_file is None:
+        if require_ca and self.verify and self.ca_file is None:
             out.append(
                 (at + "tls_ca_file", "required with tls_verify (the CA that signed the server's certificate)")
             )

@@ -84,12 +84,14 @@ class MysqlServer:
     queries: list[dict] = field(default_factory=list)
     tls: bool = False
     tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     tls_verify: bool = True
 
     @classmethod
     def from_config(cls, item: dict) -> MysqlServer:
         keys: tuple[str, ...] = ("name", "user", "password", "host", "port", "socket", "timeout", "tables")
-        keys += ("queries", "tls", "tls_ca_file", "tls_verify")
+        keys += ("queries", "tls", "tls_ca_file", "tls_cert_file", "tls_key_file", "tls_verify")
         return cls(**{k: item[k] for k in keys if k in item})
 
     def tls_options(self) -> dict[str, Any]:
@@ -100,6 +102,8 @@ class MysqlServer:
         if not self.tls_verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
+        if self.tls_cert_file and self.tls_key_file:
+            ctx.load_cert_chain(self.tls_cert_file, self.tls_key_file)
         return {"ssl": ctx}
 
 

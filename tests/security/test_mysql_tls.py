@@ -329,3 +329,50 @@ def test_mariadb_binlog_reads_the_binary_log_over_tls(tls_mariadb, certs, pw):
     assert rogue.returncode != 0 and "TLS/SSL error" in rogue.stderr
     plain = read(MysqlTls())  # a REQUIRE SSL account, without TLS
     assert plain.returncode != 0 and "Access denied for user 'secure'" in plain.stderr
+
+
+# --- the exporter: the same files, and a client certificate ---
+
+
+@pytest.mark.services
+def test_the_exporter_logs_in_with_a_client_certificate_and_names_a_refused_server(tls_mariadb, certs):
+    from stackmedic.exporter.checks.mysql_check import MysqlCheck, MysqlServer
+
+    from tests.exporter.helpers import scrape
+
+    def up(**kw) -> tuple[float | None, float | None]:
+        server = MysqlServer(
+            name="s", host=tls_mariadb.host, port=tls_mariadb.port, user="x509", password=PW, tls=True, **kw
+        )
+        reg = scrape([MysqlCheck(server)])
+        return (
+            reg.get_sample_value("stackmedic_mysql_up", {"server": "s"}),
+            reg.get_sample_value("stackmedic_mysql_failure_reason", {"server": "s", "reason": "tls"}),
+        )
+
+    client = {"tls_cert_file": str(certs.client_cert), "tls_key_file": str(certs.client_key)}
+    assert up(tls_ca_file=str(certs.ca), **client) == (1, 0)
+    assert up(tls_ca_file=str(certs.ca))[0] == 0  # REQUIRE X509 without the client certificate
+    assert up(tls_ca_file=str(certs.ca.parent / "rogue-ca.crt"), **client) == (0, 1)
+
+
+def test_exporter_tls_problems_carry_the_server_key_path(certs, monkeypatch):
+    from stackmedic.exporter.config import parse
+
+    monkeypatch.setenv("X_PW", "pw")
+    base = {"name": "s", "user": "u", "password_env": "X_PW"}
+    with pytest.raises(ConfigError) as err:
+        parse(
+            {
+                "mysql": [
+                    {**base, "tls_ca_file": str(certs.ca)},
+                    {**base, "name": "t", "tls": True, "tls_cert_file": str(certs.client_cert)},
+                ]
+            }
+        )
+    assert sorted(err.value.problems) == [
+        ("mysql[0].tls_ca_file", "needs tls: true"),
+        ("mysql[1].tls_key_file", "tls_cert_file and tls_key_file go together"),
+    ]
+    # without a CA file the exporter (PyMySQL alone) verifies against the system's CA store
+    assert parse({"mysql": [{**base, "tls": True}]})["mysql"][0]["tls"] is True
