@@ -78,7 +78,8 @@ def remediation_annotation() -> dict:
         "Remediations",
         # a marker over the minute after each build finished (the first one of a rule too,
         # which changes() would miss: its series appears with the timestamp already set)
-        "time() - stackmedic_receiver_last_action_timestamp_seconds < 60",
+        "time() - max by (rule, target, jenkins_job, result) "
+        "(stackmedic_receiver_last_action_timestamp_seconds) < 60",
         "{{rule}}: {{jenkins_job}} {{result}}",
         "#FF9830",
     )
@@ -404,7 +405,13 @@ def now_panels() -> list[dict]:
     breakers_open = stat(
         "Breakers open",
         "Targets on which the automation gave up (open or half-open breaker).",
-        [target("count(stackmedic_receiver_breaker_open > 0) or vector(0)", "open", instant=True)],
+        [
+            target(
+                "count(max by (rule, target) (stackmedic_receiver_breaker_open) > 0) or vector(0)",
+                "open",
+                instant=True,
+            )
+        ],
         "none",
         thresholds(GREEN, (1, RED)),
         runbook_links("StackRemediationBreakerOpen"),
@@ -414,7 +421,7 @@ def now_panels() -> list[dict]:
         "Automation",
         "PAUSED when the receiver's pause API holds a target (`*` is everything). An "
         "Alertmanager silence pauses without showing here: see the firing alerts.",
-        "stackmedic_receiver_paused",
+        "max by (target) (stackmedic_receiver_paused)",
         "{{target}}",
         {"1": ("PAUSED", ORANGE), "0": ("ACTIVE", GREEN), **UNKNOWN},
         [],
@@ -424,7 +431,7 @@ def now_panels() -> list[dict]:
     queue = stat(
         "Queue depth",
         "Accepted alerts waiting for the receiver's worker.",
-        [target("stackmedic_receiver_queue_depth", "queued", instant=True)],
+        [target("max(stackmedic_receiver_queue_depth)", "queued", instant=True)],
         "none",
         thresholds(GREEN, (5, ORANGE)),
         w=3,
@@ -497,7 +504,13 @@ def action_panels() -> list[dict]:
     last = table(
         "Last action per rule",
         "Seconds since the last remediation build of each rule, job and result.",
-        [target("time() - stackmedic_receiver_last_action_timestamp_seconds", "")],
+        [
+            target(
+                "time() - max by (rule, target, jenkins_job, result) "
+                "(stackmedic_receiver_last_action_timestamp_seconds)",
+                "",
+            )
+        ],
         runbook_links("StackRemediationFailed", "StackRemediationPerformed"),
         w=12,
         h=5,
@@ -513,7 +526,7 @@ def breaker_panels() -> list[dict]:
         "Breaker state per target",
         "CLOSED: remediations allowed. OPEN: the automation gave up on the target until a "
         "person resets it. HALF-OPEN: one trial allowed.",
-        [target("stackmedic_receiver_breaker_open", "{{rule}} / {{target}}")],
+        [target("max by (rule, target) (stackmedic_receiver_breaker_open)", "{{rule}} / {{target}}")],
         {"0": ("CLOSED", GREEN), "0.5": ("HALF-OPEN", ORANGE), "1": ("OPEN", RED)},
         runbook_links("StackRemediationBreakerOpen"),
     )
