@@ -4,8 +4,8 @@ kubernetes-validate knows the built-in kinds only. The operator's kinds (Service
 PrometheusRule, AlertmanagerConfig) are checked against the PyPI package
 `cloudcoil.models.prometheus_operator` (Apache-2.0): pydantic models its authors generate from
 the operator's CRDs, so its JSON Schema carries the CRDs' field names, types, enums and
-required keys. The upstream CRD files themselves are not vendored here (docs/kubernetes.md says
-why). pydantic leaves unknown keys allowed; the API server prunes or rejects them (and
+required keys. The package is pinned in pyproject.toml; no copy of the CRD files is kept in this
+repository (docs/kubernetes.md). pydantic leaves unknown keys allowed; the API server prunes or rejects them (and
 `kubectl apply --validate=strict` refuses them), so every object schema with named properties
 is closed here: an unknown or misspelt field fails, as it would on a cluster.
 """
