@@ -56,6 +56,8 @@ class Dispatcher:
         self._active: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self._loop: threading.Thread | None = None
+        # the loop renews its workers' leases on every pass: at least three passes per lease
+        self._period = min(1.0, config.lease / 3)
         self.flow = ActionFlow(
             store, config, metrics, owner, self._actuator, poll_interval, grace, clock, self._stop
         )
@@ -92,13 +94,14 @@ class Dispatcher:
             try:
                 self._take_over(own=first)
                 first = False
+                self._renew()
                 self._claim()
                 self.housekeeping.due()
                 due = self.store.atomic(lambda tx: tx.next_due())
             except StoreError as exc:
                 log.error("dispatcher: store unavailable: %s", exc)
                 due = None
-            wait = 1.0 if due is None else min(1.0, max(0.0, due - self.clock()))
+            wait = self._period if due is None else min(self._period, max(0.0, due - self.clock()))
             self._wake.wait(wait)
 
     def _take_over(self, own: bool) -> None:
@@ -112,6 +115,20 @@ class Dispatcher:
             if row.id not in self._active:
                 log.info("resuming action id=%s state=%s", row.id, row.state)
                 self._spawn(row)
+
+    def _renew(self) -> None:
+        """Keep the leases of the actions our workers hold while this loop lives.
+
+        A worker may wait for a connection slot (or in a slow request) longer than a lease;
+        without this, a live replica's action passed to another replica, which waited in turn,
+        and under a slow Jenkins no action ever finished. A stalled loop or a dead process
+        stops renewing, and the lease (or the heartbeat) hands the actions on.
+        """
+        with self._lock:
+            busy = list(self._active)
+        if busy:
+            until = self.clock() + self.config.lease
+            self.store.atomic(lambda tx: tx.renew_leases(self.owner, busy, until))
 
     def _claim(self) -> None:
         free = self.config.max_in_flight - self.busy()

@@ -195,6 +195,16 @@ class Tx:
             sql, args = sql + " AND fence=?", (*args, fence)
         return self.execute(sql, args).rowcount == 1
 
+    def renew_leases(self, owner: str, ids: Collection[int], until: float) -> int:
+        """Extend the leases of started actions `owner` still holds among `ids`; how many."""
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        return self.execute(
+            f"UPDATE actions SET lease_until=? WHERE owner=? AND state IN ({_STARTED}) AND id IN ({marks})",  # noqa: S608
+            (until, owner, *ids),
+        ).rowcount
+
     def confirm_send(self, action_id: int, owner: str, fence: int, now: float, lease: float) -> bool:
         """The last word before a request is sent: still ours? Then mark it sent, bump the fence, extend the lease.
 

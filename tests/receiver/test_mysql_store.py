@@ -151,6 +151,46 @@ def test_replica_that_lost_an_action_while_waiting_for_a_slot_never_sends_it(mak
     assert restore["build"]["result"] == "SUCCESS"
 
 
+def test_a_live_replica_keeps_the_lease_of_an_action_waiting_for_a_slot(
+    make_app, mysql_store, standin, mariadb
+):
+    # found by tests/receiver/test_ha_rig.py: with a slow Jenkins, slot waits longer than the
+    # lease passed each action from replica to replica (70 take-overs each), and none finished.
+    # A live replica whose worker still holds the action keeps its lease.
+    standin.hang("/job/stackmedic-restart/")
+    dispatcher = {"backoff_initial": 0.05, "backoff_max": 0.2, "max_attempts": 30, "lease": 1}
+    jenkins = {
+        "url": standin.url,
+        "user": standin.user,
+        "api_token_env": "TEST_JENKINS_TOKEN",
+        "timeout": 10,
+        "poll_interval": 0.05,
+        "max_concurrent_requests": 1,
+    }
+    store = mysql_store(replica="a")
+    a = make_app(store=store, dispatcher=dispatcher, jenkins=jenkins)
+    body = notification(
+        alert("petclinic"), alert(database="visits", remediation="restore", fingerprint="fp-db")
+    )
+    assert a.test_client().post("/api/v1/alerts", json=body, headers=AUTH).status_code == 200
+    wait_for(lambda: standin.posts(), 10, "a's hanging POST")
+    wait_for(lambda: all(x["build"]["state"] == "dispatching" for x in actions(a)[:2]), 10, "a to claim both")
+    make_app(store=mysql_store(replica="b"), dispatcher=dispatcher, jenkins={**jenkins, "timeout": 1})
+
+    def b_beats() -> float:
+        [(at,)] = mariadb.execute(f"SELECT heartbeat_at FROM {store['database']}.replicas WHERE name='b'")
+        return float(at)
+
+    first = b_beats()
+    # three leases while a's second action waits for the slot the hanging POST holds
+    wait_for(lambda: b_beats() > first + 3, 10, "three seconds of b's heartbeats")
+    owners = mariadb.execute(f"SELECT owner FROM {store['database']}.actions WHERE token IS NOT NULL")
+    assert sorted(owners) == [("a",), ("a",)]
+    standin.release()
+    wait_for(lambda: settled(a) and len(standin.finished()) == 2, 30, "both actions to finish")
+    assert len(standin.posts()) == 2 and len(standin.builds()) == 2
+
+
 def test_frozen_store_answers_503_at_once_and_ready_fails(
     make_app, mariadb_factory, monkeypatch, serve, standin
 ):
