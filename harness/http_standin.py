@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlsplit
@@ -48,7 +49,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class HTTPStandIn:
-    """A stand-in's server: `start`/`stop`, `refuse`/`accept`, `fail`, `hang`/`release`, `calls`."""
+    """A stand-in's server: `start`/`stop`, `refuse`/`accept`, `fail`, `hang`/`release`, `delay`, `calls`."""
 
     methods: tuple[str, ...] = ("GET", "POST")
     json_type = "application/json"
@@ -62,6 +63,7 @@ class HTTPStandIn:
         self._port = port
         self._server: Server | None = None
         self._threads: list[threading.Thread] = []
+        self.delay = 0.0  # every request is answered this many seconds late (a slow server)
 
     # life cycle
 
@@ -149,6 +151,8 @@ class HTTPStandIn:
         call = self._call(method, parts.path, dict(parse_qsl(parts.query)), raw)
         with self._lock:
             self.calls.append(call)
+        if self.delay:
+            time.sleep(self.delay)
         hang, where = self._hang, self._where(method, parts.path)
         if hang and hang[0] in where and not hang[1]:
             self._released.wait(HANG_LIMIT)

@@ -15,7 +15,8 @@ Jenkins cannot run on these machines, so this server does what the receiver reli
 - ``GET /queue/api/json``, ``/queue/item/N/api/json``, ``/job/NAME/api/json`` (builds, newest
   first), ``/job/NAME/N/api/json`` (result, ``actions[].parameters``), with ``?tree=``;
 - failures on demand: an HTTP status (``fail``), refused connections (``refuse``/``accept``),
-  requests that hang (``hang``/``release``), before or after doing their work.
+  requests that hang (``hang``/``release``), before or after doing their work; a slow
+  Jenkins (``delay``: every answer that many seconds late).
 
 Every request is recorded in ``calls``. Usage::
 

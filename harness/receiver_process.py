@@ -3,6 +3,7 @@ awaited, stopped by PID (SIGTERM) or killed (SIGKILL) as a crash would."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,17 @@ class ReceiverProcess:
         self.process.kill()
         self.process.stop()
 
+    def pause(self) -> None:
+        """SIGSTOP: alive but frozen (a paused VM, a long stall); resume() goes on."""
+        assert self.process is not None
+        self.process._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process:
+            self.process._signal(signal.SIGCONT)
+
     def stop(self) -> None:
         """SIGTERM (SIGKILL after a while), a clean stop."""
         if self.process:
+            self.resume()
             self.process.stop()

@@ -503,6 +503,7 @@ class Alertmanager:
         cluster_port: int | None = None,
         peers: list[str] | None = None,
         log_level: str = "info",
+        args: list[str] | None = None,
     ):
         self.base_dir = Path(base_dir)
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -511,6 +512,7 @@ class Alertmanager:
         self.cluster_port = cluster_port
         self.peers = peers or []
         self.log_level = log_level
+        self.args = args or []  # more flags (--cluster.peer-timeout=2s ...)
         self.log_path = self.base_dir / "alertmanager.log"
         self.config_path = self.base_dir / "alertmanager.yml"
         self.config_path.write_text(config)
@@ -529,6 +531,7 @@ class Alertmanager:
             f"--log.level={self.log_level}",
         ]
         argv += [f"--cluster.peer={p}" for p in self.peers]
+        argv += self.args
         self.process = Process(argv, self.log_path, cwd=self.base_dir)
 
         def ready() -> bool:

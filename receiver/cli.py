@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import secrets
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 from types import FrameType
 
 import voluptuous as vol
@@ -19,7 +22,7 @@ from stackmedic.config import ConfigError, listen_address
 from . import config as config_mod
 from . import rulecheck
 from .app import create_app
-from .replicas import ReplicaNameTaken
+from .replicas import ReplicaNameTaken, StoreClock
 from .server import serve
 from .store import StoreError
 
@@ -49,6 +52,21 @@ def _parser() -> argparse.ArgumentParser:
         help="with --config.check: Prometheus rule files; name the receiver rules no alert in them can match",
     )
     return p
+
+
+# Test-only: shift this process's own clock by this many seconds (e.g. 90, -90), to show that
+# skew between replicas is harmless: time shared between replicas is the store's (StoreClock).
+CLOCK_SKEW_ENV = "STACKMEDIC_RECEIVER_TEST_CLOCK_SKEW"
+
+
+def _skewed_clock() -> StoreClock | None:
+    """The local clock shifted by $STACKMEDIC_RECEIVER_TEST_CLOCK_SKEW seconds, None when unset."""
+    skew = float(os.environ.get(CLOCK_SKEW_ENV) or 0)
+    if not skew:
+        return None
+    log.warning("test hook: the local clock is shifted by %+.1fs (%s)", skew, CLOCK_SKEW_ENV)
+    local: Callable[[], float] = lambda: time.time() + skew  # noqa: E731
+    return StoreClock(local=local)
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
@@ -100,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print("stackmedic-receiver: no --config.file, so dry-run mode with no rules")
         print(f"webhook token (Authorization: Bearer ...): {token}", flush=True)
     try:
-        app = create_app(config)
+        app = create_app(config, clock=_skewed_clock())
     except (ReplicaNameTaken, StoreError) as exc:
         print(f"stackmedic-receiver: {exc}", file=sys.stderr)
         return 1
