@@ -20,7 +20,7 @@ from harness.receiver_process import ReceiverProcess
 from harness.services import Alertmanager, MariaDB, free_port, wait_for
 from tests.receiver.helpers import TOKEN, receiver_config
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.slow]  # real processes, killed and stalled
 
 # seconds-level leases: a takeover happens within the test's patience
 DISPATCHER = {
