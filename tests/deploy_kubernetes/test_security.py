@@ -150,3 +150,27 @@ def test_rbac_is_least_privilege(name: str):
     # the job pods talk to MySQL only: no API token at all
     for c in (o for o in objects if o["kind"] == "CronJob"):
         assert pod_spec(c)["automountServiceAccountToken"] is False
+
+
+def test_on_plain_kubernetes_the_backups_volume_is_writable_by_the_pods():
+    """A new volume's root is root's, mode 0755 (ext4 on a block device, for one): the image's
+    user (10001, group 0) could not write it. kube-prometheus-stack's overlay asks the kubelet
+    to give every pod's volumes to an fsGroup (group-owned, group-writable, setgid), changed
+    only when the root is not already the group's; OpenShift's restricted-v2 assigns one itself
+    (and the openshift lint refuses a fixed one)."""
+    objects = overlay("kube-prometheus-stack")
+    with_claims = [
+        o
+        for o in lint.workloads(objects)
+        if any("persistentVolumeClaim" in v for v in pod_spec(o).get("volumes", []))
+    ]
+    assert len(with_claims) == 7  # the exporter (reads), 4 backup/verify, prune, restore
+    wrong = {
+        o["metadata"]["name"]: pod_spec(o)["securityContext"]
+        for o in with_claims
+        if not isinstance(pod_spec(o)["securityContext"].get("fsGroup"), int)
+        or pod_spec(o)["securityContext"].get("fsGroupChangePolicy") != "OnRootMismatch"
+    }
+    assert wrong == {}
+    # still no fixed uid anywhere, and the restricted rules otherwise hold
+    assert [p for p in lint.openshift(objects) if "fsGroup" not in p] == []
