@@ -146,11 +146,14 @@ def _alert(raw: Any, path: list, problems: list) -> Alert | None:
 
 MAX_DEPTH = 32
 FINGERPRINT = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# json.loads turns "\\ud800" into a lone surrogate: no store, log or answer can encode it as
+# UTF-8, so it would fail deep in a write as a 500, which Alertmanager sends again forever
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def load_json(body: bytes) -> Any:
-    """JSON no deeper than MAX_DEPTH: deeper nesting is a 400, never a RecursionError's 500
-    (which Alertmanager would send again forever)."""
+    """JSON no deeper than MAX_DEPTH and with Unicode strings only: anything else is a 400,
+    never a RecursionError's or an encoder's 500 (which Alertmanager would send again forever)."""
     try:
         data = json.loads(body)
     except RecursionError:
@@ -159,17 +162,24 @@ def load_json(body: bytes) -> Any:
         raise PayloadError([("", f"not valid JSON: {exc}")]) from None
     level = [data]
     for _ in range(MAX_DEPTH):
+        _unicode_only(level)
         level = [
             child
             for item in level
             if isinstance(item, dict | list)
-            for child in (item.values() if isinstance(item, dict) else item)
+            for child in ((*item, *item.values()) if isinstance(item, dict) else item)
         ]
         if not level:
             return data
     if any(isinstance(item, dict | list) for item in level):
         raise PayloadError([("", f"nested deeper than {MAX_DEPTH} levels")])
+    _unicode_only(level)
     return data
+
+
+def _unicode_only(items: list[Any]) -> None:
+    if any(isinstance(item, str) and SURROGATE.search(item) for item in items):
+        raise PayloadError([("", "a string holds a lone UTF-16 surrogate escape: not Unicode text")])
 
 
 def parse(body: bytes) -> Notification:

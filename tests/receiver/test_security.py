@@ -312,3 +312,28 @@ def test_allow_patterns_match_ascii_only(make_app, standin):
     assert rule.allowed("svc", {"svc": "petclinic"}) == "petclinic"
     with pytest.raises(ParamRejected):
         rule.allowed("svc", {"svc": "реtclinic"})  # Cyrillic р and е
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        # json.loads turns the escape into a lone surrogate, which no store can encode as
+        # UTF-8: a 500 that Alertmanager would send again forever
+        ("/api/v1/alerts", json.dumps(notification({**alert(), "annotations": {"summary": "\ud800"}}))),
+        ("/api/v1/alerts", json.dumps(notification(alert(), commonAnnotations={"x\udfff": "y"}))),
+        ("/api/v1/pause", json.dumps({"target": "*", "duration": "1s", "author": "\udbff"})),
+        ("/api/v1/breakers/restart-app:petclinic/reset", json.dumps({"author": "ops", "reason": "\ud800"})),
+    ],
+)
+def test_a_lone_surrogate_escape_is_400_not_500(make_app, path, body):
+    app = make_app()
+    resp = app.test_client().post(path, data=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.data
+    if path == "/api/v1/alerts":
+        assert resp.json["problems"] == [
+            {"path": "(body)", "message": "a string holds a lone UTF-16 surrogate escape: not Unicode text"}
+        ]
+    # a real pair of surrogate escapes is one character, and fine
+    pair = json.dumps({"target": "*", "duration": "1s", "author": "ops \U0001f600"})
+    ok = app.test_client().post("/api/v1/pause", data=pair, headers={**AUTH, "Content-Type": "application/json"})
+    assert ok.status_code == 200
