@@ -335,5 +335,7 @@ def test_a_lone_surrogate_escape_is_400_not_500(make_app, path, body):
         ]
     # a real pair of surrogate escapes is one character, and fine
     pair = json.dumps({"target": "*", "duration": "1s", "author": "ops \U0001f600"})
-    ok = app.test_client().post("/api/v1/pause", data=pair, headers={**AUTH, "Content-Type": "application/json"})
+    ok = app.test_client().post(
+        "/api/v1/pause", data=pair, headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert ok.status_code == 200
