@@ -305,6 +305,22 @@ def _secret(section: dict, name: str, path: str, problems: list) -> Secret | Non
     return Secret(value) if value is not None else None
 
 
+# HTTP strips the white space around a header's value and cannot carry a control character
+UNSENDABLE = re.compile(r"^\s|\s$|[\x00-\x1f\x7f]")
+
+
+def _check_token(value: str, path: str, problems: list) -> bool:
+    """A bearer token a client can send (not empty, no edge white space, no control character)."""
+    if not value:
+        problems.append((path, "the token is empty"))
+    elif UNSENDABLE.search(value):
+        what = "begins or ends with white space or holds a control character: no client can send it"
+        problems.append((path, f"the token {what}"))
+    else:
+        return True
+    return False
+
+
 def _auth(data: dict, problems: list) -> AuthConfig:
     raw = data.get("auth")
     if raw is None:
@@ -319,8 +335,12 @@ def _auth(data: dict, problems: list) -> AuthConfig:
         password = _secret(raw["basic_auth"], "password", "auth.basic_auth.password", problems)
         if password is None:
             problems.append(("auth.basic_auth", "password_env or password_file is required"))
-    if token is not None and not token:
-        problems.append(("auth.bearer_token", "the token is empty"))
+        elif not password:  # else anyone who knew the user name could post alerts
+            problems.append(("auth.basic_auth.password", "the password is empty"))
+        if not user:
+            problems.append(("auth.basic_auth.username", "the user name is empty"))
+    if token is not None:
+        _check_token(token, "auth.bearer_token", problems)
     tokens = _named_tokens(raw.get("tokens", []), token, problems)
     usable = [t for t in tokens if not t.revoked]
     if token is None and password is None and not usable and not problems:
@@ -349,8 +369,7 @@ def _named_tokens(raw: list[dict], unnamed: Secret | None, problems: list) -> li
             if "token_env" not in entry and "token_file" not in entry:
                 problems.append((path, "token_env or token_file is required"))
             continue
-        if not value:
-            problems.append((f"{path}.token", "the token is empty"))
+        if not _check_token(value, f"{path}.token", problems):
             continue
         twin = next((p for p, v in values.items() if hmac.compare_digest(v.encode(), value.encode())), None)
         if twin is not None:

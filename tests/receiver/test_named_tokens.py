@@ -157,3 +157,47 @@ def test_token_configuration_problems_are_all_reported_with_key_paths(tmp_path: 
     config = build({"tokens": [{"name": "alertmanager-b", "token_env": "TEST_TOKEN_B"}]})
     assert [(t.name, t.revoked) for t in config.auth.tokens] == [("alertmanager-b", False)]
     assert B not in repr(config)
+
+
+def test_credentials_no_client_can_send_or_an_empty_basic_password_are_config_errors(
+    tmp_path: Path, monkeypatch
+):
+    # an empty Basic password let anyone who knew the user name post alerts; a token that
+    # ends in a newline or a space (an env var filled from a file) can never arrive in an
+    # Authorization header, so every webhook was refused with no hint why
+    monkeypatch.setenv("TEST_NEWLINE", A + "\n")
+    monkeypatch.setenv("TEST_SPACE", " " + B)
+    monkeypatch.setenv("TEST_EMPTY", "")
+    (tmp_path / "two-newlines").write_text(OLD + "\n\n")
+    with pytest.raises(ConfigError) as err:
+        build(
+            {
+                "bearer_token_env": "TEST_NEWLINE",
+                "tokens": [
+                    {"name": "spaced", "token_env": "TEST_SPACE"},
+                    {"name": "crlf", "token_file": str(tmp_path / "two-newlines")},
+                ],
+                "basic_auth": {"username": "alertmanager", "password_env": "TEST_EMPTY"},
+            }
+        )
+    unsendable = "begins or ends with white space or holds a control character: no client can send it"
+    assert sorted(err.value.problems) == [
+        ("auth.basic_auth.password", "the password is empty"),
+        ("auth.bearer_token", f"the token {unsendable}"),
+        ("auth.tokens[0].token", f"the token {unsendable}"),
+        ("auth.tokens[1].token", f"the token {unsendable}"),
+    ]
+    assert not any(s in m for _, m in err.value.problems for s in (A, B, OLD))
+    with pytest.raises(ConfigError) as err:
+        build({"basic_auth": {"username": "", "password_env": "TEST_SPACE"}})
+    assert err.value.problems == [("auth.basic_auth.username", "the user name is empty")]
+    # one trailing newline of a file is not part of the token, and a Basic password may hold spaces
+    (tmp_path / "one-newline").write_text(OLD + "\n")
+    config = build(
+        {
+            "bearer_token_file": str(tmp_path / "one-newline"),
+            "basic_auth": {"username": "alertmanager", "password_env": "TEST_SPACE"},
+        }
+    )
+    assert config.auth.bearer_token == OLD
+    assert config.auth.basic_password == " " + B
