@@ -6,8 +6,8 @@ own status codes and `Status` bodies:
 
 - a bearer token (401 without it or with another); `forbid(verb, resource)` answers 403
   Forbidden to what RBAC would refuse;
-- Deployments and StatefulSets (`apps/v1`): GET one, GET a list with `labelSelector` (equality
-  terms), PATCH with `application/merge-patch+json` or `strategic-merge-patch+json` (415 for
+- Deployments and StatefulSets (`apps/v1`): GET one, GET a list with `labelSelector` (equality,
+  existence and set terms), PATCH with `application/merge-patch+json` or `strategic-merge-patch+json` (415 for
   other types). A patch carrying `metadata.resourceVersion` that is not the current one answers
   409 Conflict, as optimistic concurrency does. A change of `spec` bumps `metadata.generation`;
   the same patch again changes nothing (same generation, same resourceVersion);
@@ -97,10 +97,35 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
+SET_TERM = re.compile(r"^(?P<key>[^\s!=]+)\s+(?P<op>in|notin)\s+\((?P<values>[^)]*)\)$")
+
+
+def _terms(selector: str) -> list[str]:
+    """The comma-separated terms of a selector; commas inside `(...)` belong to their term."""
+    terms, depth, current = [], 0, ""
+    for char in selector:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            terms.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [t for t in [*terms, current.strip()] if t]
+
+
 def selects(selector: str, labels: dict[str, str]) -> bool:
-    """An equality-based label selector (`a=b,c!=d,e`) against `labels`."""
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
+    """A label selector against `labels`, as the API reads `labelSelector`: equality terms
+    (`a=b`, `a==b`, `a!=b`), existence (`a`, `!a`) and set terms (`a in (x,y)`, `a notin (x)`)."""
+    for term in _terms(selector):
+        if m := SET_TERM.match(term):
+            values = {v.strip() for v in m.group("values").split(",")}
+            inside = m.group("key") in labels and labels[m.group("key")] in values
+            if inside != (m.group("op") == "in"):
+                return False
+        elif term.startswith("!"):
+            if term[1:].strip() in labels:
+                return False
+        elif "!=" in term:
             key, value = term.split("!=", 1)
             if labels.get(key) == value:
                 return False
@@ -160,7 +185,12 @@ class KubeStandIn(HTTPStandIn):
         return obj
 
     def add_deployment(
-        self, name: str, replicas: int = 2, progress_deadline: int = 600, labels: dict[str, str] | None = None
+        self,
+        name: str,
+        replicas: int = 2,
+        progress_deadline: int = 600,
+        labels: dict[str, str] | None = None,
+        selector: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A Deployment whose rollout is complete; `rollout[name]` says how the next one goes."""
         labels = labels or {"app.kubernetes.io/name": name}
@@ -169,7 +199,7 @@ class KubeStandIn(HTTPStandIn):
             "spec": {
                 "replicas": replicas,
                 "progressDeadlineSeconds": progress_deadline,
-                "selector": {"matchLabels": dict(labels)},
+                "selector": copy.deepcopy(selector) if selector else {"matchLabels": dict(labels)},
                 "template": {"metadata": {"labels": dict(labels)}, "spec": {"containers": [{"name": name}]}},
             },
         }

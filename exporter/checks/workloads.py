@@ -51,6 +51,23 @@ class Workload:
     expected: int = 1
 
 
+def label_selector(selector: dict[str, Any]) -> str:
+    """A workload's `spec.selector` as the API's `labelSelector` query: matchLabels and the
+    set-based matchExpressions alike, so that its pods are exactly the workload's."""
+    terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, values = expression["key"], ",".join(expression.get("values") or [])
+        terms.append(
+            {
+                "In": f"{key} in ({values})",
+                "NotIn": f"{key} notin ({values})",
+                "Exists": key,
+                "DoesNotExist": f"!{key}",
+            }[expression["operator"]]
+        )
+    return ",".join(terms)
+
+
 class ApiError(Exception):
     """The API did not answer as it should (status, transport, or body)."""
 
@@ -136,10 +153,9 @@ class WorkloadsCheck(Check):
             return w.expected, 0, 0, 0  # gone: wanted, and nothing there
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
         desired = spec.get("replicas", 1)
-        selector = ((spec.get("selector") or {}).get("matchLabels")) or {}
+        query = label_selector(spec.get("selector") or {})
         restarts = 0
-        if selector:
-            query = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        if query:  # apps/v1 requires a selector; an empty one would count every pod
             pods = self._get(f"/api/v1/namespaces/{ns}/pods", deadline, {"labelSelector": query}) or {}
             for pod in pods.get("items") or []:
                 for c in (pod.get("status") or {}).get("containerStatuses") or []:

@@ -78,3 +78,40 @@ def test_a_wrong_token_is_up_0(kube, tmp_path):
     bad.write_text("nope")
     got = scrape(kube, bad, [{"kind": "Deployment", "name": "petclinic"}])
     assert got[("stackmedic_kubernetes_up",)] == 0
+
+
+def test_restarts_follow_the_whole_selector_match_expressions_too(kube, token_file):
+    """A workload's pods are those of its whole selector: the set-based matchExpressions narrow
+    matchLabels (a worker Deployment's pods share app=shop with the web one's), or are all of
+    it."""
+    kube.add_deployment(
+        "shop-web",
+        selector={
+            "matchLabels": {"app": "shop"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "edge"]}],
+        },
+    )
+    kube.add_deployment(
+        "cache",
+        selector={
+            "matchExpressions": [
+                {"key": "app", "operator": "In", "values": ["cache"]},
+                {"key": "canary", "operator": "DoesNotExist"},
+                {"key": "tier", "operator": "NotIn", "values": ["test"]},
+                {"key": "zone", "operator": "Exists"},
+            ]
+        },
+    )
+    kube.add_pod("shop-web-a", {"app": "shop", "tier": "web"}, restarts=2)
+    kube.add_pod("shop-worker-a", {"app": "shop", "tier": "worker"}, restarts=5)
+    kube.add_pod("cache-a", {"app": "cache", "zone": "a"}, restarts=3)
+    kube.add_pod("cache-canary", {"app": "cache", "zone": "a", "canary": "1"}, restarts=11)
+    kube.add_pod("cache-test", {"app": "cache", "zone": "a", "tier": "test"}, restarts=13)
+    kube.add_pod("cache-nozone", {"app": "cache"}, restarts=17)
+    got = scrape(
+        kube,
+        token_file,
+        [{"kind": "Deployment", "name": "shop-web"}, {"kind": "Deployment", "name": "cache"}],
+    )
+    assert got[("stackmedic_workload_restarts", "stackmedic", "Deployment", "shop-web")] == 2
+    assert got[("stackmedic_workload_restarts", "stackmedic", "Deployment", "cache")] == 3
