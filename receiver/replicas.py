@@ -40,14 +40,24 @@ def persisted_name(state_dir: str) -> str:
         name = path.read_text(encoding="utf-8").strip()
         if name:
             return name
-    except FileNotFoundError:
+    except OSError:  # none yet (or the folder is unusable: then it cannot be kept either)
         pass
     host = "".join(c if c.isalnum() or c in "_.-" else "-" for c in socket.gethostname())[:48] or "receiver"
     name = f"{host}-{uuid.uuid4().hex[:8]}"
-    os.makedirs(path.parent, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(name + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        os.makedirs(path.parent, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(name + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        # a read-only file system (a container's): still a unique name, just not the same
+        # after a restart, which costs nothing but a takeover of our own started actions
+        log.warning(
+            "replica name=%s is not kept (%s): set store.replica, or STACKMEDIC_RECEIVER_STATE_DIR"
+            " to a writable folder",
+            name,
+            exc,
+        )
     return name
 
 

@@ -52,6 +52,14 @@ def test_a_clean_stop_gives_the_name_up_at_once(make_app, mysql_store, mariadb):
     make_app(store=store, dispatcher={**FAST, "heartbeat": 5, "heartbeat_timeout": 60})
 
 
+def test_replica_name_is_generated_when_it_cannot_be_kept(tmp_path, caplog):
+    # a read-only root file system (the Kubernetes Deployment's) made the receiver crash at start
+    (tmp_path / "file").write_text("")
+    name = persisted_name(str(tmp_path / "file" / "state"))
+    assert len(name.rsplit("-", 1)[1]) == 8 and name != persisted_name(str(tmp_path / "file" / "state"))
+    assert f"replica name={name} is not kept" in caplog.text
+
+
 def test_replica_name_is_generated_once_and_kept(tmp_path):
     name = persisted_name(str(tmp_path))
     assert name == persisted_name(str(tmp_path)) and len(name.rsplit("-", 1)[1]) == 8
