@@ -271,7 +271,9 @@ SCHEMA = vol.Schema(
         vol.Optional("containers"): _section(CONTAINERS),
         vol.Optional("docker_space"): _section(DOCKER_SPACE),
         vol.Optional("processes"): _section(PROCESSES),
-        vol.Optional("http"): vol.All(_each(HTTP_TARGET), _unique("name", lambda t: t["url"])),
+        vol.Optional("http"): vol.All(
+            _each(HTTP_TARGET), _unique("name", lambda t: redact_url(t["url"], query=True))
+        ),
         vol.Optional("mysql"): vol.All(_each(MYSQL_SERVER), _unique("name")),
         vol.Optional("ports"): _section(PORTS),
         vol.Optional("backups"): _section(BACKUPS),

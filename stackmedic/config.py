@@ -145,19 +145,27 @@ def url(schemes: tuple[str, ...] = ("http", "https")) -> Callable[[Any], str]:
     return check
 
 
-def redact_url(value: str) -> str:
-    """`value` with the password of its user info replaced by `***`, for logs and pages."""
+def redact_url(value: str, query: bool = False) -> str:
+    """`value` with the password of its user info replaced by `***`, for logs and pages;
+    with `query`, every query value too (`?api_key=***`), for a URL shown in full as a label."""
     try:
         parts = urlsplit(value)
     except ValueError:
         return "(invalid URL)"
+    if query and parts.query:
+        parts = parts._replace(query=redact_query(parts.query))
     if parts.password is None and "@" not in parts.netloc:
-        return value
+        return parts.geturl()
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     return parts._replace(
         netloc=f"{user}:***@{host}" if parts.password is not None else f"{user}@{host}"
     ).geturl()
+
+
+def redact_query(query: str) -> str:
+    """`a=1&b` as `a=***&***`: the names stay, no value is shown."""
+    return "&".join(f"{p.partition('=')[0]}=***" if "=" in p else "***" for p in query.split("&"))
 
 
 def duration(value: Any) -> float:

@@ -30,6 +30,8 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from stackmedic.config import redact_query, redact_url
+
 from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
 from .base import Check
@@ -82,7 +84,8 @@ class HttpTarget:
     @classmethod
     def from_config(cls, item: dict) -> HttpTarget:
         return cls(
-            name=item.get("name") or item["url"],
+            # the URL as the label when no name is given, without what may be secret in it
+            name=item.get("name") or redact_url(item["url"], query=True),
             url=item["url"],
             timeout=item["timeout"],
             status_codes=tuple(item.get("status_codes") or ()),
@@ -110,6 +113,16 @@ def _reason_of(exc: Exception) -> str:
     if isinstance(cause, SSLError):
         return "tls"
     return "error"
+
+
+def _scrub(text: str, url: str) -> str:
+    """An error's text (urllib3 repeats the path and query) without the URL's secrets."""
+    parts = urlsplit(url)
+    if parts.query:
+        text = text.replace(parts.query, redact_query(parts.query))
+    if parts.password:
+        text = text.replace(parts.password, "***")
+    return text
 
 
 def make_pool(target: HttpTarget) -> urllib3.PoolManager:
@@ -178,7 +191,7 @@ class HttpCheck(Check):
                         redirect=False,
                     )
                 except Exception as exc:  # noqa: BLE001 - every client error is a reason
-                    raise Failed(_reason_of(exc), str(exc)) from None
+                    raise Failed(_reason_of(exc), _scrub(str(exc), url)) from None
                 location = resp.headers.get("Location")
                 if not (self.target.follow_redirects and resp.status in REDIRECTS and location):
                     try:

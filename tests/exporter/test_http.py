@@ -215,3 +215,28 @@ def _tls_server(tmp_path):
     thread = threading.Thread(target=srv.serve, daemon=True)
     thread.start()
     return srv
+
+
+def test_a_url_without_a_name_shows_neither_its_password_nor_its_query_values(web_target, caplog):
+    from stackmedic.exporter import config
+
+    # the URL is the label when no name is given: /metrics, Prometheus, Grafana and the
+    # debug log all showed a password or an api_key written into it
+    port = web_target.port
+    secret_url = f"http://monitor:Sup3rS3cret@127.0.0.1:{port}/missing?api_key=QsecretQ&x="
+    section = config.parse({"http": [{"url": secret_url}]})["http"]
+    [check] = HttpCheck.from_section(section)
+    shown = f"http://monitor:***@127.0.0.1:{port}/missing?api_key=***&x=***"
+    assert check.target.name == shown
+    caplog.set_level("DEBUG", logger="stackmedic.exporter.checks.http_check")
+    reg = scrape([check])
+    assert reg.get_sample_value("stackmedic_http_status_code", {"target": shown}) == 404
+    refused = HttpCheck(
+        HttpTarget.from_config({**section[0], "url": "http://127.0.0.1:1/x?api_key=QsecretQ"})
+    )
+    scrape([refused])
+    assert "http check failed" in caplog.text
+    assert "Sup3rS3cret" not in caplog.text and "QsecretQ" not in caplog.text
+    # two URLs told apart only by a secret are still two targets
+    with pytest.raises(Exception, match="duplicate name"):
+        config.parse({"http": [{"url": secret_url}, {"url": secret_url.replace("QsecretQ", "other")}]})
