@@ -5,6 +5,7 @@ counted and logged, security headers, and --web.config.file."""
 from __future__ import annotations
 
 import contextlib
+import html
 import http.server
 import json
 import logging
@@ -31,11 +32,15 @@ ATTACK = """<!doctype html><html><body>
 <form id="f" method="POST" action="{receiver}/api/v1/pause" enctype="text/plain" target="sink">
 <input name='{{"target":"*","duration":"30d","author":"evil","x":"' value='"}}'>
 </form>
-<iframe name="sink"></iframe>
+<form id="w" method="POST" action="{receiver}/api/v1/alerts" enctype="text/plain" target="sink2">
+<input name='{webhook_name}' value='{webhook_value}'>
+</form>
+<iframe name="sink"></iframe><iframe name="sink2"></iframe>
 <script>
 window.results = [];
 async function attack() {{
   document.getElementById('f').submit();
+  document.getElementById('w').submit();
   for (const [path, type, mode] of [['/api/v1/resume', 'text/plain', 'no-cors'],
                                     ['/api/v1/breakers/restart-app:petclinic/reset', 'text/plain', 'no-cors'],
                                     ['/api/v1/pause', 'application/json', 'cors']]) {{
@@ -54,7 +59,15 @@ attack();
 @contextlib.contextmanager
 def attacker_site(receiver: str) -> Iterator[str]:
     """Another origin (another port) serving the page that tries the writes."""
-    page = ATTACK.format(receiver=receiver).encode()
+    # the webhook form: a text/plain body `name=value` that is the JSON of an alert asking
+    # for petclinic's restart, as in the finding
+    body = json.dumps(notification(alert()))
+    cut = body.index('"receiver"')
+    page = ATTACK.format(
+        receiver=receiver,
+        webhook_name=html.escape(body[:cut] + '"x":"'),
+        webhook_value=html.escape('",' + body[cut:]),
+    ).encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -76,7 +89,9 @@ def attacker_site(receiver: str) -> Iterator[str]:
         server.server_close()
 
 
-def test_a_page_of_another_site_cannot_pause_resume_or_reset(make_app, serve, chromium, caplog):
+def test_a_page_of_another_site_cannot_restart_pause_resume_or_reset(
+    make_app, serve, chromium, caplog, standin
+):
     # the worst case: no credentials needed at all (auth: none), as if the browser held them
     app = make_app(auth="none")
     url = serve(app)
@@ -90,15 +105,16 @@ def test_a_page_of_another_site_cannot_pause_resume_or_reset(make_app, serve, ch
             def refused() -> int:
                 return sum("cross-origin write refused" in r.getMessage() for r in caplog.records)
 
-            # the form and the two no-cors fetches reach the receiver and are refused; the JSON
-            # one never leaves the browser (its CORS preflight is not granted)
-            wait_for(lambda: refused() >= 3, 20, "the receiver to refuse the three cross-site writes")
+            # the two forms and the two no-cors fetches reach the receiver and are refused; the
+            # JSON one never leaves the browser (its CORS preflight is not granted)
+            wait_for(lambda: refused() >= 4, 20, "the receiver to refuse the four cross-site writes")
             assert "/api/v1/pause blocked" in page.evaluate("window.results")
     finally:
         page.close()
     client = app.test_client()
     assert client.get("/api/v1/pauses").json == {"pauses": []}
     assert client.get("/api/v1/actions").json == {"actions": []}
+    assert standin.posts() == []  # no build was asked of Jenkins
     # while the same write from a script (no Origin, JSON) is accepted
     pause = {"target": "*", "duration": "1h", "author": "ops"}
     assert requests.post(f"{url}/api/v1/pause", json=pause, timeout=5).status_code == 200
