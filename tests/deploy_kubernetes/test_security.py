@@ -174,3 +174,31 @@ def test_on_plain_kubernetes_the_backups_volume_is_writable_by_the_pods():
     assert wrong == {}
     # still no fixed uid anywhere, and the restricted rules otherwise hold
     assert [p for p in lint.openshift(objects) if "fsGroup" not in p] == []
+
+
+MONITORING_NAMESPACES = {
+    "kube-prometheus-stack": ["monitoring"],
+    # user workload monitoring's Alertmanager and Prometheus, or the platform's Alertmanager
+    # (enableUserAlertmanagerConfig)
+    "openshift": ["openshift-monitoring", "openshift-user-workload-monitoring"],
+}
+
+
+def _peer_namespaces(peer: dict[str, Any]) -> list[str]:
+    selector = peer["namespaceSelector"]
+    named = list(selector.get("matchLabels", {}).values())
+    for expression in selector.get("matchExpressions", []):
+        assert expression["key"] == "kubernetes.io/metadata.name" and expression["operator"] == "In"
+        named += expression["values"]
+    return sorted(named)
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_the_monitoring_namespaces_are_the_overlays_own(name: str):
+    """The OpenShift overlay patches the base's peers by position: every peer of both policies
+    must end up naming that platform's monitoring namespaces, none left at the base's."""
+    objects = overlay(name)
+    for policy in ("stackmedic-receiver", "stackmedic-exporter"):
+        spec = find(objects, "NetworkPolicy", policy)["spec"]
+        peers = [peer for rule in spec["ingress"] for peer in rule["from"]]
+        assert {tuple(_peer_namespaces(p)) for p in peers} == {tuple(MONITORING_NAMESPACES[name])}, policy
