@@ -14,7 +14,9 @@ own status codes and `Status` bodies:
 - rollouts: after a new generation a Deployment's status moves one step per GET
   (observedGeneration, then updated, then available replicas) when it `progress`es, or stays
   with old pods when it `stall`s, until `progressDeadlineSeconds` after the change: then the
-  Progressing condition turns False with reason ProgressDeadlineExceeded;
+  Progressing condition turns False with reason ProgressDeadlineExceeded; a Deployment with
+  `spec.paused` observes a new template and rolls nothing out (Progressing Unknown,
+  DeploymentPaused), with no deadline;
 - Jobs (`batch/v1`): POST answers 201, 409 AlreadyExists for a name in use, 422 Invalid for a
   name that is not a DNS-1123 label of at most 63 characters or a missing container; the Job
   runs a runner (a function of the Job object returning exit code and log) in a pod named
@@ -287,7 +289,12 @@ class KubeStandIn(HTTPStandIn):
             return
         mode = self.rollout.get(meta["name"], "progress")
         progressing = {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
-        if status.get("observedGeneration") != meta["generation"]:
+        if obj["spec"].get("paused"):
+            # the controller observes the new template but makes no ReplicaSet for it, and a
+            # paused Deployment never reaches its progress deadline
+            status.update(observedGeneration=meta["generation"], updatedReplicas=0)
+            progressing = {"type": "Progressing", "status": "Unknown", "reason": "DeploymentPaused"}
+        elif status.get("observedGeneration") != meta["generation"]:
             status.update(observedGeneration=meta["generation"], updatedReplicas=0, replicas=n + 1)
         elif mode == "stall":
             if time.monotonic() - started > obj["spec"].get("progressDeadlineSeconds", 600):

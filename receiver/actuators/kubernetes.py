@@ -9,7 +9,8 @@ A rule picks it with `actuator: kubernetes` and one of two jobs:
   change answers 409 and it is read and made again); when the template already holds the token
   the patch is not sent at all: a repeat is a no-op, and Kubernetes rolls out nothing for a
   template that did not change anyway. The rollout is then followed as `kubectl rollout status`
-  does, to available (SUCCESS) or to its progress deadline (FAILURE).
+  does, to available (SUCCESS) or to its progress deadline (FAILURE); a paused Deployment,
+  which rolls nothing out and has no deadline, is a FAILURE once it has seen the new template.
 - `restore` (param `DATABASE`): a Job named `stackmedic-restore-<token>` is created from the
   `jobTemplate` of the suspended restore CronJob (deploy/kubernetes), never retried
   (`backoffLimit: 0`), with the database in `STACKMEDIC_DATABASE`. The name is the exactly-once
@@ -51,6 +52,9 @@ def rollout(obj: dict[str, Any], generation: int) -> tuple[str | None, str | Non
     for condition in status.get("conditions") or []:
         if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
             return "FAILURE", f"deployment {meta['name']}: progress deadline exceeded"
+    if spec.get("paused"):
+        # nothing rolls out until someone resumes it, and no progress deadline runs meanwhile
+        return "FAILURE", f"deployment {meta['name']} is paused: the restart is not rolled out"
     wanted = spec.get("replicas", 1)
     updated = status.get("updatedReplicas", 0)
     if (

@@ -237,3 +237,14 @@ def test_confirm_runs_right_before_the_request_and_can_stop_it(kube, actuator):
     with pytest.raises(NotOurs):
         actuator.trigger("restart", {"DEPLOYMENT": "petclinic"}, "e" * 32, refuse)
     assert kube.patches() == []
+
+
+def test_a_paused_deployment_is_a_failed_restart_not_an_endless_wait(kube, actuator):
+    """A paused Deployment takes the new template and rolls nothing out, and never reaches its
+    progress deadline: waiting would last until follow_timeout (2 h) and end LOST."""
+    kube.objects[("deployments", "stackmedic", "petclinic")]["spec"]["paused"] = True
+    ref = actuator.trigger("restart", {"DEPLOYMENT": "petclinic"}, TOKEN)
+    done = follow_to_end(actuator, "restart", actuator.follow("restart", ref, TOKEN))
+    assert done.result == "FAILURE"
+    assert done.note == "deployment petclinic is paused: the restart is not rolled out"
+    assert json.loads(done.description)["status"] == "failed"
