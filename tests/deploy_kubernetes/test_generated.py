@@ -126,6 +126,27 @@ def test_promtool_rule_tests_pass_on_the_generated_object(tmp_path: Path):
     assert run.stdout.count("SUCCESS") == len(test_files)
 
 
+@pytest.mark.slow  # promtool runs every rule test file again, per overlay (about 20 s each)
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_promtool_rule_tests_pass_on_the_rendered_object(name: str, tmp_path: Path):
+    """What is applied: the overlay's PrometheusRule, whose alerts all carry its namespace. The
+    shipped tests, expecting that label on every alert, pass on it unchanged otherwise."""
+    rule = find(overlay(name), "PrometheusRule", "stackmedic")
+    namespace = rule["metadata"]["namespace"]
+    _, tests = _write_rules_of(rule, tmp_path)
+    for path in sorted(tests.glob("*.yml")):
+        test = yaml.safe_load(path.read_text())
+        for case in test["tests"]:
+            for alert_test in case.get("alert_rule_test", []):
+                for expected in alert_test.get("exp_alerts") or []:
+                    expected["exp_labels"] = {**expected.get("exp_labels", {}), "namespace": namespace}
+        path.write_text(yaml.safe_dump(test, sort_keys=False))
+    test_files = sorted(p.name for p in tests.glob("*.yml"))
+    run = _promtool("test", "rules", *test_files, cwd=tests)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count("SUCCESS") == len(test_files)
+
+
 def test_promtool_rule_tests_fail_on_a_changed_object(tmp_path: Path):
     """The check above can fail: a healing alert's for: changed in the object breaks its test."""
     base = yaml.safe_load((KUBERNETES_DIR / "base/generated/prometheusrule.yaml").read_text())
