@@ -160,16 +160,23 @@ class MariaDB:
         first_start = not self.datadir.exists()
         if first_start:
             self.datadir.mkdir(parents=True)
-            subprocess.run(
+            # --no-defaults, as for mariadbd below: the machine's /etc/mysql is not this server's
+            done = subprocess.run(
                 [
                     install_db,
+                    "--no-defaults",
                     f"--datadir={self.datadir}",
                     "--user=root",
                     "--auth-root-authentication-method=normal",
                 ],
-                check=True,
                 capture_output=True,
+                text=True,
             )
+            if done.returncode != 0:
+                raise RuntimeError(
+                    f"mariadb-install-db failed ({done.returncode}) for {self.datadir}:\n"
+                    f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+                )
         self.process = Process(
             [
                 mariadbd,
