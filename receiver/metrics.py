@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ALERT_DECISIONS  # operators' rows (pause, resume, reset) are no decision on an alert
 RESULTS = ("SUCCESS", "FAILURE", "ABORTED", "UNSTABLE", "NOT_BUILT", "LOST", "ERROR")
-AUTH_FAILURE_REASONS = ("missing", "malformed", "bad_credentials", "basic_not_allowed", "revoked")
+AUTH_FAILURE_REASONS = ("missing", "malformed", "bad_credentials", "basic_not_allowed", "revoked", "busy")
 ENDPOINTS = ("build", "queue_item", "build_info", "job_builds", "queue", "crumb")
 
 
@@ -82,7 +82,7 @@ class ReceiverMetrics:
         self.auth_failures = Counter(
             p + "auth_failures",
             "Requests refused for their credentials, by reason (missing, malformed, bad_credentials, "
-            "basic_not_allowed).",
+            "basic_not_allowed, revoked; busy: a web config login refused because another was being checked).",
             ["reason"],
             registry=registry,
         )

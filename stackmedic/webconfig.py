@@ -65,6 +65,8 @@ HEADERS = (
 NOT_IMPLEMENTED = ("cipher_suites", "curve_preferences", "client_allowed_sans", "prefer_server_cipher_suites")
 # compared against when the user is unknown, so that a wrong user name costs the same time
 # as a wrong password and user names cannot be told apart by timing
+# bcrypt checks at once; a login beyond is answered 503 at once (see WebConfig._check)
+MAX_HASHING = 1
 _DUMMY_HASH = bcrypt.hashpw(b"stackmedic-unknown-user", bcrypt.gensalt(4))
 
 
@@ -123,7 +125,7 @@ class Login:
     """The outcome of one request's credentials: `user` when accepted, else a `reason`."""
 
     user: str | None
-    reason: str | None = None  # missing, malformed, bad_credentials
+    reason: str | None = None  # missing, malformed, bad_credentials, busy
 
 
 @dataclass
@@ -133,8 +135,13 @@ class WebConfig:
     tls: ssl.SSLContext | None = None
     users: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
-    _cache: OrderedDict[bytes, bool] = field(default_factory=OrderedDict, repr=False)
+    # answers remembered: good logins apart, so that guesses cannot push them out
+    _good: OrderedDict[bytes, bool] = field(default_factory=OrderedDict, repr=False)
+    _bad: OrderedDict[bytes, bool] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _hashing: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(MAX_HASHING), repr=False
+    )
 
     @property
     def auth_required(self) -> bool:
@@ -157,27 +164,40 @@ class WebConfig:
             return Login(None, "malformed")
         if not sep:
             return Login(None, "malformed")
-        return Login(user) if self._check(user, password) else Login(None, "bad_credentials")
+        ok = self._check(user, password)
+        if ok is None:
+            return Login(None, "busy")
+        return Login(user) if ok else Login(None, "bad_credentials")
 
-    def _check(self, user: str, password: str) -> bool:
+    def _check(self, user: str, password: str) -> bool | None:
+        """Whether the password is right; None when MAX_HASHING checks are under way already."""
         # bcrypt is slow on purpose (tens of ms): remember recent answers, as
         # exporter-toolkit does, so that Prometheus' scrapes do not pay it every time
         key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        secret = password.encode("utf-8")
-        known = user in self.users
-        hashed = self.users[user].encode() if known else _DUMMY_HASH
+            for cache in (self._good, self._bad):
+                if key in cache:
+                    cache.move_to_end(key)
+                    return cache[key]
+        # a fixed pool of workers serves every request: guesses waiting for bcrypt would
+        # hold all of them, and remembered logins (Prometheus) would wait behind them
+        if not self._hashing.acquire(blocking=False):
+            return None
         try:
-            ok = bcrypt.checkpw(secret, hashed) and known
-        except ValueError:  # over bcrypt's 72 bytes: never a valid password here
-            ok = False
+            secret = password.encode("utf-8")
+            known = user in self.users
+            hashed = self.users[user].encode() if known else _DUMMY_HASH
+            try:
+                ok = bcrypt.checkpw(secret, hashed) and known
+            except ValueError:  # over bcrypt's 72 bytes: never a valid password here
+                ok = False
+        finally:
+            self._hashing.release()
         with self._lock:
-            self._cache[key] = ok
-            while len(self._cache) > 256:
-                self._cache.popitem(last=False)
+            cache = self._good if ok else self._bad
+            cache[key] = ok
+            while len(cache) > 256:
+                cache.popitem(last=False)
         return ok
 
 
@@ -270,6 +290,18 @@ def wsgi(
         if login.user is None:
             if on_failure is not None:
                 on_failure(login)
+            if login.reason == "busy":
+                body = b"too many logins being checked: try again\n"
+                start_response(
+                    "503 Service Unavailable",
+                    [
+                        ("Content-Type", "text/plain; charset=utf-8"),
+                        ("Content-Length", str(len(body))),
+                        ("Retry-After", "1"),
+                        *extra,
+                    ],
+                )
+                return [body]
             body = b"Unauthorized\n"
             start_response(
                 "401 Unauthorized",

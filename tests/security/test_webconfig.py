@@ -16,6 +16,7 @@ import bcrypt
 import pytest
 import requests
 
+from harness.services import wait_for
 from stackmedic import webconfig
 from stackmedic.config import ConfigError
 from tests.security.certs import Certs, make_certs
@@ -246,3 +247,63 @@ def test_the_hash_command_makes_a_hash_basic_auth_users_accepts(tmp_path: Path):
         text=True,
     )
     assert (check.returncode, check.stdout) == (0, f"{tmp_path / 'web.yml'}: web configuration ok\n")
+
+
+def test_wrong_passwords_being_hashed_cannot_hold_every_worker(monkeypatch):
+    """bcrypt takes tens of ms on purpose: from the apps' network, 64 clients sending wrong
+    passwords kept the exporter's 4 workers hashing and Prometheus' scrapes took 6 to 10 s.
+    Here the hashing of wrong passwords blocks until released: Prometheus' login, checked
+    once and remembered, must still be answered, and the logins beyond the hashing limit
+    are told to come back (503) rather than queued behind it."""
+    from stackmedic.httpserver import Limits, Server
+
+    release = threading.Event()
+    real_checkpw = bcrypt.checkpw
+
+    right = []
+
+    def checkpw(secret: bytes, hashed: bytes) -> bool:
+        if secret != PASSWORD.encode():
+            release.wait(60)
+        else:
+            right.append(secret)
+        return real_checkpw(secret, hashed)
+
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", checkpw)
+    config = webconfig.parse({"basic_auth_users": {"prometheus": HASH}})
+
+    def inner(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"metrics\n"]
+
+    server = Server(webconfig.wsgi(inner, config), "127.0.0.1", 0, Limits(threads=4)).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    answers: list[int] = []
+
+    def attacker(i: int) -> None:
+        r = requests.get(url, auth=("prometheus", f"guess-{i}"), timeout=90)
+        answers.append(r.status_code)
+
+    attackers = [threading.Thread(target=attacker, args=(i,), daemon=True) for i in range(12)]
+    try:
+        assert requests.get(url, auth=("prometheus", PASSWORD), timeout=10).status_code == 200
+        for t in attackers:
+            t.start()
+        # every guess beyond the one being hashed is turned away at once, not queued
+        wait_for(lambda: answers.count(503) == 11, 30, "the guesses beyond the hashing limit to be refused")
+        assert not release.is_set()  # the one guess is still being hashed
+        # a generous deadline: correctness, not speed
+        for _ in range(3):
+            assert requests.get(url, auth=("prometheus", PASSWORD), timeout=20).status_code == 200
+    finally:
+        release.set()
+        for t in attackers:
+            t.join(30)
+        server.shutdown()
+        server.server_close()
+    assert sorted(answers) == [401] + [503] * 11
+    # 300 other wrong guesses, hashed and remembered, do not push the good login out
+    for i in range(300):
+        assert config.authenticate(basic("prometheus", f"other-{i}")).reason == "bad_credentials"
+    assert config.authenticate(basic("prometheus", PASSWORD)).user == "prometheus"
+    assert len(right) == 1  # hashed once, at the first login
