@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = ScrapeRunner(checks, config["scrape"]["max_concurrency"], __version__)
     app = make_app(runner, config["scrape"]["timeout"], config["scrape"]["timeout_margin"])
     try:
-        server, _ = serve(app, host, port, web_config=web_config)
+        server, _ = serve(app, host, port, web_config=web_config, on_failure=runner.login_failed)
     except OSError as exc:
         runner.close()
         return cli.cannot_listen("stackmedic-exporter", args.listen, exc)

@@ -45,8 +45,16 @@ CHECK_FAILURE_REASON = MetricSpec(
     "1 for the reason a check did not complete (timeout, error, still_running), 0 for the others.",
     ("check", "reason"),
 )
+LOGIN_REASONS = ("missing", "malformed", "bad_credentials", "busy")
+AUTH_FAILURES = MetricSpec(
+    "exporter_auth_failures",
+    "counter",
+    "Requests refused by --web.config.file's basic auth, by reason (missing, malformed, "
+    "bad_credentials; busy: refused while another login was being checked).",
+    ("reason",),
+)
 # what the runner itself fills, around every check's own metrics
-RUNNER_METRICS = (BUILD_INFO, CHECK_SUCCESS, CHECK_DURATION, CHECK_FAILURE_REASON)
+RUNNER_METRICS = (BUILD_INFO, CHECK_SUCCESS, CHECK_DURATION, CHECK_FAILURE_REASON, AUTH_FAILURES)
 
 
 class ScrapeRunner:
@@ -73,12 +81,22 @@ class ScrapeRunner:
         self._running: dict[str, tuple[Future, float]] = {}  # check label -> its run, when it began
         self._failing: dict[str, str] = {}  # check label -> last logged failure
         self._took: dict[str, float] = {}  # check label -> how long its last run took
+        self._login_failures = dict.fromkeys(LOGIN_REASONS, 0)
+
+    def login_failed(self, reason: str) -> None:
+        """Count a login refused by the web config (shown as exporter_auth_failures_total)."""
+        with self._lock:
+            self._login_failures[reason] = self._login_failures.get(reason, 0) + 1
 
     def scrape(self, budget: float) -> list[Samples]:
         """Run every check once within `budget` seconds; return their samples."""
         start = self.clock()
         head = Samples(RUNNER_METRICS)
         head.add(BUILD_INFO, 1, self.version)
+        with self._lock:
+            failures = list(self._login_failures.items())
+        for reason, count in failures:
+            head.add(AUTH_FAILURES, count, reason)
         pending: dict[str, tuple[float, Check, Future, float, bool]] = {}
         # the slowest last time first (new ones before all): their waits on the network then
         # overlap the quick checks' work instead of starting after it

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterable
 
 from stackmedic import webconfig
+from stackmedic.failed_logins import FailureLog
 from stackmedic.httpserver import Limits, Server
 from stackmedic.webconfig import Login, WebConfig
 
@@ -124,20 +125,31 @@ def serve(
     port: int,
     limits: Limits | None = None,
     web_config: WebConfig | None = None,
+    on_failure: Callable[[str], None] | None = None,
 ) -> tuple[Server, threading.Thread]:
     """Start serving `app` (behind `web_config`'s TLS and basic auth) in background threads.
 
     stackmedic.httpserver holds idle and slow connections without a thread each: under a
     container's PID limit, wsgiref's thread per connection let 60 idle sockets stop every
     scrape. Returns the server (server_address has the real port) and its selector thread.
+    `on_failure(reason)` counts each refused login; each is logged at most once a minute.
     """
     web_config = web_config or WebConfig()
     if web_config.auth_required or web_config.headers:
-        app = webconfig.wsgi(app, web_config, on_failure=_log_failed_login)
+        app = webconfig.wsgi(app, web_config, on_failure=_failed_login(on_failure))
     server = Server(app, host, port, limits or Limits(), web_config.tls, ident="stackmedic-exporter").start()
     assert server.thread is not None
     return server, server.thread
 
 
-def _log_failed_login(login: Login) -> None:
-    log.debug("unauthorized request reason=%s", login.reason)
+FAILED_LOGINS = FailureLog(logger=log)
+
+
+def _failed_login(count: Callable[[str], None] | None) -> Callable[[Login, dict], None]:
+    def failed(login: Login, environ: dict) -> None:
+        reason = login.reason or "bad_credentials"
+        if count is not None:
+            count(reason)
+        FAILED_LOGINS.record(reason, environ.get("REMOTE_ADDR", "-"), environ.get("PATH_INFO", ""))
+
+    return failed

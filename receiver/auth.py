@@ -12,10 +12,11 @@ import base64
 import binascii
 import hmac
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from stackmedic import failed_logins
 
 from .config import AuthConfig
 
@@ -95,32 +96,8 @@ def authorized(header: str | None, auth: AuthConfig, basic_allowed: bool = True)
     return failure(header, auth, basic_allowed) is None
 
 
-class FailureLog:
-    """Log failed logins at most once per `interval` seconds, with how many were not logged."""
+class FailureLog(failed_logins.FailureLog):
+    """stackmedic.failed_logins.FailureLog, logging as this module."""
 
     def __init__(self, interval: float = 60.0, clock: Callable[[], float] = time.monotonic):
-        self.interval, self.clock = interval, clock
-        self._lock = threading.Lock()
-        self._last = -interval
-        self._suppressed = 0
-
-    def record(self, reason: str, client: str, path: str, token: str | None = None) -> bool:
-        """Log this failure unless one was logged within the interval; True when logged.
-
-        `token`: the name of a revoked token still in use (its name, never the token).
-        """
-        with self._lock:
-            now = self.clock()
-            if now - self._last < self.interval:
-                self._suppressed += 1
-                return False
-            suppressed, self._suppressed, self._last = self._suppressed, 0, now
-        log.warning(
-            "authentication failed reason=%s%s client=%s path=%s not_logged_since_last=%d",
-            reason,
-            f" token_name={token}" if token else "",
-            client,
-            path,
-            suppressed,
-        )
-        return True
+        super().__init__(interval, clock, log)

@@ -63,9 +63,10 @@ def wrap(app: Flask, config: Config, web_config: WebConfig) -> Callable:
             return True
         return failure(header, config.auth, path == WEBHOOK_PATH) is None
 
-    def failed(login: Login) -> None:
-        services.metrics.auth_failures.labels(login.reason or "bad_credentials").inc()
-        FAILED_LOGINS.record(login.reason or "bad_credentials", "-", "(web config)")
+    def failed(login: Login, environ: dict) -> None:
+        reason = login.reason or "bad_credentials"
+        services.metrics.auth_failures.labels(reason).inc()
+        FAILED_LOGINS.record(reason, environ.get("REMOTE_ADDR", "-"), environ.get("PATH_INFO", ""))
 
     return webconfig.wsgi(app, web_config, on_failure=failed, bypass=own_credentials)
 

@@ -272,13 +272,14 @@ def load(path: str | Path | None) -> WebConfig:
 def wsgi(
     app: Callable,
     config: WebConfig,
-    on_failure: Callable[[Login], None] | None = None,
+    on_failure: Callable[[Login, dict], None] | None = None,
     bypass: Callable[[dict], bool] | None = None,
 ) -> Callable:
     """`app` behind basic_auth_users (401 with a Basic challenge) and the configured headers.
 
     `bypass(environ)` lets a request through that the app authenticates itself (the
-    receiver's webhook with its bearer token).
+    receiver's webhook with its bearer token); `on_failure(login, environ)` is told of
+    every refused login.
     """
     extra = list(config.headers.items())
 
@@ -289,7 +290,7 @@ def wsgi(
             login = config.authenticate(environ.get("HTTP_AUTHORIZATION"))
         if login.user is None:
             if on_failure is not None:
-                on_failure(login)
+                on_failure(login, environ)
             if login.reason == "busy":
                 body = b"too many logins being checked: try again\n"
                 start_response(

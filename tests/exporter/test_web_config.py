@@ -3,6 +3,7 @@ against the real program with a real TLS client."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -91,3 +92,42 @@ def test_a_bad_web_config_is_a_config_error(tmp_path: Path):
         "make one with `python -m stackmedic.webconfig hash`)"
     ]
     assert "plain-text-password" not in run.stderr
+
+
+def test_failed_logins_are_counted_by_reason_and_logged_once_a_minute(
+    secured: str, certs: Certs, tmp_path: Path
+):
+    # the apps' network reaches the exporter: guessing its password must leave a trace
+    client = (str(certs.client_cert), str(certs.client_key))
+    ca = str(certs.ca)
+
+    def failures() -> dict[str, float]:
+        text = requests.get(
+            f"{secured}/metrics", verify=ca, cert=client, auth=("prometheus", PASSWORD), timeout=10
+        ).text
+        found = re.findall(r'stackmedic_exporter_auth_failures_total\{reason="(\w+)"\} (\S+)', text)
+        return {reason: float(value) for reason, value in found}
+
+    before = failures()
+    for auth in (None, ("prometheus", "guess-1"), ("prometheus", "guess-2"), ("nobody", "guess-3")):
+        r = requests.get(f"{secured}/metrics", verify=ca, cert=client, auth=auth, timeout=10)
+        assert r.status_code == 401
+    r = requests.get(
+        f"{secured}/", verify=ca, cert=client, headers={"Authorization": "Basic !!!"}, timeout=10
+    )
+    assert r.status_code == 401
+    after = failures()
+    assert {k: after[k] - before[k] for k in after} == {
+        "missing": 1,
+        "malformed": 1,
+        "bad_credentials": 3,
+        "busy": 0,
+    }
+    log = (tmp_path / "exporter.log").read_text()
+    failed = [line for line in log.splitlines() if "authentication failed" in line]
+    # the first one (the fixture's readiness probe), with who and where; the others within
+    # the minute are counted, not logged
+    assert len(failed) == 1
+    assert "level=warn" in failed[0] and "reason=missing" in failed[0]
+    assert "client=127.0.0.1" in failed[0] and "path=/-/healthy" in failed[0]
+    assert "guess" not in log

@@ -216,7 +216,7 @@ def test_the_wsgi_wrapper_challenges_counts_failures_and_adds_headers():
         }
     )
     failures = []
-    app = webconfig.wsgi(inner, config, on_failure=failures.append)
+    app = webconfig.wsgi(inner, config, on_failure=lambda login, environ: failures.append(login))
     status, headers, _ = call(app)
     assert status == "401 Unauthorized"
     assert headers["WWW-Authenticate"] == 'Basic realm="stackmedic", charset="UTF-8"'
