@@ -63,11 +63,8 @@ HEADERS = (
     "Strict-Transport-Security",
 )
 NOT_IMPLEMENTED = ("cipher_suites", "curve_preferences", "client_allowed_sans", "prefer_server_cipher_suites")
-# compared against when the user is unknown, so that a wrong user name costs the same time
-# as a wrong password and user names cannot be told apart by timing
 # bcrypt checks at once; a login beyond is answered 503 at once (see WebConfig._check)
 MAX_HASHING = 1
-_DUMMY_HASH = bcrypt.hashpw(b"stackmedic-unknown-user", bcrypt.gensalt(4))
 
 
 def _bcrypt_hash(value: Any) -> str:
@@ -139,6 +136,7 @@ class WebConfig:
     _good: OrderedDict[bytes, bool] = field(default_factory=OrderedDict, repr=False)
     _bad: OrderedDict[bytes, bool] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _dummy: bytes | None = field(default=None, repr=False)
     _hashing: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(MAX_HASHING), repr=False
     )
@@ -169,6 +167,15 @@ class WebConfig:
             return Login(None, "busy")
         return Login(user) if ok else Login(None, "bad_credentials")
 
+    def _dummy_hash(self) -> bytes:
+        """Compared against when the user is unknown, at the dearest cost of the users'
+        hashes: a wrong user name then costs as long as a wrong password, and user names
+        cannot be told apart by timing. Made at the first unknown user (not at start-up)."""
+        if self._dummy is None:  # made under the hashing limit (one at a time), not the lock
+            cost = max(int(h.split("$")[2]) for h in self.users.values())
+            self._dummy = bcrypt.hashpw(b"stackmedic-unknown-user", bcrypt.gensalt(cost))
+        return self._dummy
+
     def _check(self, user: str, password: str) -> bool | None:
         """Whether the password is right; None when MAX_HASHING checks are under way already."""
         # bcrypt is slow on purpose (tens of ms): remember recent answers, as
@@ -186,7 +193,7 @@ class WebConfig:
         try:
             secret = password.encode("utf-8")
             known = user in self.users
-            hashed = self.users[user].encode() if known else _DUMMY_HASH
+            hashed = self.users[user].encode() if known else self._dummy_hash()
             try:
                 ok = bcrypt.checkpw(secret, hashed) and known
             except ValueError:  # over bcrypt's 72 bytes: never a valid password here
