@@ -25,7 +25,11 @@ def fsync_dir(directory: Path) -> None:
 def atomic_write_bytes(final: Path, data: bytes, mode: int = 0o640) -> None:
     """Write `data` to `final` so that a reader sees the old file or the whole new one."""
     tmp = tmp_path(final)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # the name is predictable and the directory is the lock's: whatever is there (a crash's
+    # leftover, or a link planted to have its target overwritten) is removed, never
+    # written through, and a file that appears meanwhile makes the write fail (O_EXCL)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -82,3 +82,26 @@ def test_a_planted_hard_link_is_refused_and_its_target_left_alone(tmp_path: Path
     with pytest.raises(JobError, match=r"\.lock is a file with 2 links: refusing to use it as the lock"):
         DirLock(directory, "prune").__enter__()
     assert victim.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_a_link_planted_at_a_temporary_name_is_not_written_through(tmp_path: Path, link: str):
+    # Manifests and known-good records are written to `.tmp-<name>` beside them, in the
+    # same directory as the lock, then renamed: a link planted at that predictable name had
+    # its target emptied and overwritten, as the lock's was (issue 13 defect 13)
+    from stackmedic.jobs.fsutil import atomic_write_bytes
+    from stackmedic.jobs.fsutil import tmp_path as temporary
+
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n")
+    directory = tmp_path / "db"
+    directory.mkdir()
+    final = directory / "petclinic-20261201T000000Z.sql.gz.manifest.json"
+    if link == "symlink":
+        temporary(final).symlink_to(victim)
+    else:
+        temporary(final).hardlink_to(victim)
+    atomic_write_bytes(final, b'{"status": "verified"}\n')
+    assert victim.read_text() == "precious\n"
+    assert final.read_bytes() == b'{"status": "verified"}\n' and not final.is_symlink()
+    assert not temporary(final).exists()
