@@ -122,7 +122,8 @@ def run_pair(prometheus_factory, alertmanager_factory, relabel: bool) -> tuple[A
     proms = [prometheus_factory(ha_prometheus_config(r, am, relabel), rules={"ha.yml": RULE}) for r in "ab"]
     # both replicas' first sends were accepted (the counter moves after Alertmanager's answer):
     # Alertmanager holds whatever it will hold (the next sends come after --rules.alert.resend-delay)
-    wait_for(lambda: all(sent(p) >= 1 for p in proms), 60, "both Prometheus replicas to send the alert")
+    # 120 s: should a first send be dropped (no Alertmanager known yet), the next comes 1m later
+    wait_for(lambda: all(sent(p) >= 1 for p in proms), 120, "both Prometheus replicas to send the alert")
     return am, hook, proms
 
 
