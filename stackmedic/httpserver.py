@@ -6,8 +6,8 @@ byte (a client sending one byte every few seconds is cut off when it expires, un
 per-read timeout). Only a complete request reaches the fixed pool of worker threads, so
 hundreds of idle or slow sockets cost a file descriptor each, never a thread: under a
 container's PID limit, a thread per connection (wsgiref's ThreadingMixIn) lets 60 idle
-sockets stop every scrape. Connections beyond `max_connections` are closed at once, the
-idle keep-alive ones first.
+sockets stop every scrape. A connection beyond `max_connections` makes room: the idle
+keep-alive ones are closed first, then the one that has been reading its request longest.
 
 Deliberately small: HTTP/1.0 and 1.1, keep-alive, Content-Length bodies (no chunked
 requests: 411), Expect: 100-continue, one request at a time per connection.
@@ -166,7 +166,8 @@ class Server:
             for i in range(self.limits.threads)
         ]
         self.thread: threading.Thread | None = None
-        self.rejected = 0  # connections closed at once because max_connections were open
+        self.rejected = 0  # connections closed at once because max_connections were with workers
+        self.evicted = 0  # connections closed to make room for a new one
 
     # --- life cycle
 
@@ -242,7 +243,7 @@ class Server:
                 return
             with self._busy_lock:
                 busy = self._busy
-            if len(self._conns) + busy >= self.limits.max_connections and not self._evict_idle():
+            if len(self._conns) + busy >= self.limits.max_connections and not self._make_room():
                 self.rejected += 1
                 sock.close()
                 continue
@@ -256,11 +257,17 @@ class Server:
             if conn.handshaking:
                 self._readable(conn)
 
-    def _evict_idle(self) -> bool:
-        idle = [c for c in self._conns.values() if c.idle]
-        if not idle:
+    def _make_room(self) -> bool:
+        """Close one connection for a newcomer: the idle one nearest its end, else the one
+        reading its request the longest (refusing the newcomer instead let clients that
+        send a byte now and then, as many as the limit, keep every request out for good).
+        False when every connection is with a worker."""
+        if not self._conns:
             return False
-        self._close(min(idle, key=lambda c: c.deadline))
+        idle = [c for c in self._conns.values() if c.idle]
+        # a request's deadline is its first byte plus request_timeout: the earliest is the oldest
+        self._close(min(idle or self._conns.values(), key=lambda c: c.deadline))
+        self.evicted += 1
         return True
 
     def _take_back(self) -> None:

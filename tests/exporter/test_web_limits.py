@@ -112,11 +112,8 @@ def test_connections_beyond_the_limit_are_closed_and_the_idle_make_room():
     server, thread = serve(make_app(runner), "127.0.0.1", 0, limits=Limits(max_connections=20))
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        with held_sockets(server.server_address[1], idle=0, slow=20):
-            extra = socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10)
-            assert extra.recv(10) == b""  # twenty requests in progress: no room
-            extra.close()
         # keep-alive connections between requests are the first to go when room is needed
+        # (slow requests making room: test_more_slow_clients_than_the_limit_...)
         sessions = [requests.Session() for _ in range(20)]
         for session in sessions:
             assert session.get(f"{url}/-/healthy", timeout=10).text == "OK\n"
@@ -152,9 +149,9 @@ def test_connections_that_close_in_the_same_instant_make_room_before_a_new_one_i
             wait_for(lambda: len(server._conns) == 20, 10, "twenty slow connections held")
             gate.clear()
             extra = socket.create_connection(("127.0.0.1", port), timeout=10)
-            assert extra.recv(10) == b""  # full: closed at once, then the loop parks at the gate
-            extra.close()
+            # full: the oldest slow client makes room for it, then the loop parks at the gate
             assert parked.wait(10)
+            extra.close()
         # the twenty slow clients are gone and a new one is waiting: one select reports all
         with socket.create_connection(("127.0.0.1", port), timeout=10) as new:
             new.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -238,3 +235,31 @@ def test_the_exporter_still_scrapes_under_a_64_pid_limit(pids_cgroup: Path, tmp_
             assert int((pids_cgroup / "pids.events").read_text().split()[1]) == 0  # never hit the limit
     finally:
         process.stop()
+
+
+def test_more_slow_clients_than_the_limit_cannot_keep_a_request_out():
+    """Slow clients beyond max_connections, each re-sent within the request timeout, kept
+    every new connection out: 600 against the real receiver (512) reset every webhook. The
+    one that has been reading its request longest now makes room for the newcomer."""
+    runner = ScrapeRunner([], version="9.9.9")
+    server, thread = serve(make_app(runner), "127.0.0.1", 0, limits=Limits(max_connections=20))
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with held_sockets(server.server_address[1], idle=0, slow=30) as socks:
+            wait_for(lambda: len(server._conns) == 20, 10, "twenty slow connections held")
+            for _ in range(3):
+                # a generous deadline: correctness, not speed
+                assert requests.get(f"{url}/-/healthy", timeout=20).text == "OK\n"
+            # the oldest slow clients were closed to make room, the newest are still held
+            try:
+                assert socks[0].recv(10) == b""
+            except ConnectionResetError:  # closed with bytes of it unread: a reset
+                pass
+            socks[-1].setblocking(False)
+            with pytest.raises(BlockingIOError):  # open, nothing to read
+                socks[-1].recv(10)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        runner.close()
