@@ -112,13 +112,17 @@ def _parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
     return m.group(1).decode("ascii"), m.group(2).decode("latin-1"), m.group(3).decode("ascii"), headers
 
 
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
 def _content_length(headers: list[tuple[str, str]], limit: int) -> int:
     if any(name.lower() == "transfer-encoding" for name, _ in headers):
         raise _HttpError(411, "chunked request bodies are not accepted: send Content-Length")
     values = {value for name, value in headers if name.lower() == "content-length"}
     if not values:
         return 0
-    if len(values) > 1 or not next(iter(values)).isdigit():
+    # ASCII digits only: str.isdigit() accepts a Latin-1 superscript two, which int() refuses
+    if len(values) > 1 or not _DIGITS.fullmatch(next(iter(values))):
         raise _HttpError(400, "invalid Content-Length")
     length = int(next(iter(values)))
     if length > limit:
@@ -219,12 +223,21 @@ class Server:
                             os.read(self._wake_r, 4096)
                         self._take_back()
                     else:
-                        self._readable(key.data)
+                        self._guarded(key.data)
                 self._expire()
         finally:
             for conn in list(self._conns.values()):
                 self._close(conn)
             sel.close()
+
+    def _guarded(self, conn: _Conn) -> None:
+        """Read from `conn`; whatever its bytes raise closes it alone. This thread serves
+        every client: an exception escaping it stopped all answers, process still alive."""
+        try:
+            self._readable(conn)
+        except Exception:
+            log.exception("closing a connection after an unexpected error peer=%s", conn.peer[0])
+            self._close(conn)
 
     def _next_timeout(self) -> float:
         if not self._conns:
@@ -255,7 +268,7 @@ class Server:
             self._conns[sock.fileno()] = conn
             self._selector.register(sock, selectors.EVENT_READ, conn)
             if conn.handshaking:
-                self._readable(conn)
+                self._guarded(conn)
 
     def _make_room(self) -> bool:
         """Close one connection for a newcomer: the idle one nearest its end, else the one
@@ -287,7 +300,7 @@ class Server:
             self._conns[conn.sock.fileno()] = conn
             self._selector.register(conn.sock, selectors.EVENT_READ, conn)
             if conn.buf or (isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending()):
-                self._readable(conn)
+                self._guarded(conn)
 
     def _expire(self) -> None:
         now = self.clock()
