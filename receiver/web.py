@@ -18,7 +18,7 @@ def index():
     """Open incidents first, then breakers and history; `?refresh=N` seconds (default 10)."""
     s = current()
     raw = request.args.get("refresh", "10")
-    refresh = int(raw) if raw.isdigit() and 1 <= int(raw) <= 3600 else 10
+    refresh = int(raw) if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 3600 else 10
     try:
         page = s.store.atomic(lambda tx: overview.page(tx, s, s.clock(), refresh))
     except StoreError as exc:

@@ -190,6 +190,6 @@ def listen_address(value: Any) -> tuple[str, int]:
         raise vol.Invalid(f"invalid listen address {value!r}: expected host:port")
     host, _, port_text = value.rpartition(":")
     host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - ":port" means all interfaces, as in Prometheus
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         raise vol.Invalid(f"invalid listen address {value!r}: bad port")
     return host, int(port_text)

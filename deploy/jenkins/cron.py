@@ -38,7 +38,7 @@ class Cron:
 
 
 def _number(text: str, name: str, low: int, high: int) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         if text.startswith("H"):
             raise CronError(
                 f"{name}: H (hashed) times are not allowed: the docs could not say when the job runs"

@@ -230,7 +230,7 @@ class HttpCheck(Check):
             raise Failed("status", f"status {status}", status)
         limit = self.target.max_body_bytes
         length = resp.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit:
+        if length.isascii() and length.isdigit() and int(length) > limit:
             raise Failed("body_too_large", f"Content-Length {length}", status)
         body = bytearray()
         try:

@@ -355,3 +355,14 @@ def test_a_lone_surrogate_escape_is_400_not_500(make_app, path, body):
         "/api/v1/pause", data=pair, headers={**AUTH, "Content-Type": "application/json"}
     )
     assert ok.status_code == 200
+
+
+def test_non_ascii_digits_in_query_parameters_are_refused_not_a_500(make_app):
+    # str.isdigit() accepts '²', which int() refuses: the page and the read API answered 500
+    client = make_app().test_client()
+    resp = client.get("/api/v1/actions?limit=²")
+    assert resp.status_code == 400
+    assert resp.json == {"error": "limit: expected an integer from 1 to 1000"}
+    assert client.get("/api/v1/actions?limit=١٢").status_code == 400  # Arabic-Indic 12
+    page = client.get("/?refresh=²")
+    assert page.status_code == 200 and 'data-refresh="10"' in page.text

@@ -84,3 +84,12 @@ def test_redact_url_hides_the_password_only():
     assert redact_url(f"http://admin:{SECRET}@jenkins:8080/x?y=1") == "http://admin:***@jenkins:8080/x?y=1"
     assert redact_url("http://jenkins:8080/") == "http://jenkins:8080/"
     assert redact_url("http://admin@jenkins/") == "http://admin@jenkins/"
+
+
+def test_a_listen_address_with_a_non_ascii_digit_is_a_config_error():
+    import voluptuous as vol
+
+    from stackmedic.config import listen_address
+
+    with pytest.raises(vol.Invalid, match="bad port"):
+        listen_address("127.0.0.1:²")
