@@ -29,7 +29,7 @@ def with_secrets_in(path: Path, tmp_path: Path) -> Path:
     for folder, key in SECRET_PATH.findall(text):
         secret = tmp_path / "secrets" / folder / key
         secret.parent.mkdir(parents=True, exist_ok=True)
-        secret.write_text("not-a-real-secret\n")
+        secret.write_text(f"not-a-real-secret-{folder}-{key}\n")  # each its own: tokens must differ
     out = tmp_path / path.name
     out.write_text(SECRET_PATH.sub(lambda m: f"{tmp_path}/secrets/{m.group(1)}/{m.group(2)}", text))
     return out
@@ -86,3 +86,20 @@ def test_the_exporter_reads_the_backups_the_jobs_write():
     names = {o["metadata"]["name"] for o in objects if o["kind"] == "CronJob"}
     for db in jobs["databases"]:
         assert {f"stackmedic-backup-{db}", f"stackmedic-verify-{db}"} <= names
+
+
+def test_alertmanager_and_people_have_tokens_of_their_own():
+    """As in compose (issue 13): the audit names which token acted, and Alertmanager's and
+    people's can be rotated or revoked apart. Alertmanager sends the one named `alertmanager`."""
+    receiver = yaml.safe_load((BASE / "receiver.yml").read_text())
+    tokens = {t["name"]: t["token_file"] for t in receiver["auth"].get("tokens", [])}
+    assert set(tokens) == {"alertmanager", "operator"}
+    assert len(set(tokens.values())) == 2
+    objects = overlay("openshift")
+    hook = find(objects, "AlertmanagerConfig", "stackmedic")["spec"]["receivers"][0]["webhookConfigs"][0]
+    credentials = hook["httpConfig"]["authorization"]["credentials"]
+    spec = pod_spec(find(objects, "Deployment", "stackmedic-receiver"))
+    volume = next(v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == credentials["name"])
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
+    item = next(i for i in volume["secret"]["items"] if i["key"] == credentials["key"])
+    assert tokens["alertmanager"] == f"{mount['mountPath']}/{item['path']}"
