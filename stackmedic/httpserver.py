@@ -36,7 +36,9 @@ from urllib.parse import unquote_to_bytes
 log = logging.getLogger(__name__)
 
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_REQUEST_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP/(\d\.\d)")
+# the target in visible ASCII (RFC 3986 percent-encodes the rest): raw bytes reached Flask's
+# query parsing, whose UnicodeDecodeError was a 500 with a logged traceback per request
+_REQUEST_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP/(\d\.\d)")
 _REASONS = {
     400: "Bad Request",
     408: "Request Timeout",

@@ -181,6 +181,11 @@ def test_connections_that_close_in_the_same_instant_make_room_before_a_new_one_i
         # selector thread died of it (no answer to anyone any more, without credentials)
         (b"POST /metrics HTTP/1.1\r\nContent-Length: \xb2\r\n\r\nab", b"400"),
         (b"POST /metrics HTTP/1.1\r\nContent-Length: 1\xb9\r\n\r\nab", b"400"),
+        # a request target is ASCII (RFC 3986: anything else percent-encoded); raw bytes
+        # reached Flask's query parsing, whose UnicodeDecodeError was a 500 and a logged
+        # traceback per request, for anyone
+        (b"GET /metrics?limit=\xff HTTP/1.1\r\n\r\n", b"400"),
+        (b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n", b"400"),
     ],
 )
 def test_malformed_requests_get_a_status_and_a_closed_connection(exporter, raw: bytes, status: bytes):
