@@ -9,7 +9,6 @@ Failed attempts are counted by reason and logged at most once a minute.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import logging
 import time
@@ -77,7 +76,7 @@ def check(header: str | None, auth: AuthConfig, basic_allowed: bool) -> Verdict:
         return Verdict("basic_not_allowed")
     try:
         user, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, and a non-ASCII byte of a Latin-1 header: malformed
         return Verdict("malformed")
     if not sep:
         return Verdict("malformed")

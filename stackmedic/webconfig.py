@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import hashlib
 import re
 import ssl
@@ -158,7 +157,7 @@ class WebConfig:
             user, sep, password = (
                 base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
             )
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, and a non-ASCII byte of a Latin-1 header: malformed
             return Login(None, "malformed")
         if not sep:
             return Login(None, "malformed")

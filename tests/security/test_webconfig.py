@@ -325,3 +325,18 @@ def test_an_unknown_user_costs_as_many_bcrypt_rounds_as_a_known_one(monkeypatch)
     assert config.authenticate(basic("nobody", "guess")).reason == "bad_credentials"
     assert config.authenticate(basic("prometheus", "guess")).reason == "bad_credentials"
     assert seen == [b"$2b$06$", b"$2b$06$"]  # the dearest of the users' costs
+
+
+@pytest.mark.parametrize("value", ["Basic \xffcHJvbWV0aGV1czpwdw==", "Basic cHJ\xd6bWV0aGV1cw==", "Basic ²"])
+def test_a_basic_header_with_a_non_ascii_byte_is_malformed_not_a_500(value: str):
+    # headers arrive as Latin-1 text: base64 refused the byte with a ValueError nobody
+    # caught, a 500 and a logged traceback per request, without credentials
+    from stackmedic.receiver.auth import check
+    from stackmedic.receiver.config import AuthConfig
+
+    from stackmedic.secrets import Secret
+
+    config = webconfig.parse({"basic_auth_users": {"prometheus": HASH}})
+    assert config.authenticate(value) == webconfig.Login(None, "malformed")
+    auth = AuthConfig(basic_username="am", basic_password=Secret("pw"))
+    assert check(value, auth, basic_allowed=True).reason == "malformed"
