@@ -53,13 +53,11 @@ def wrap(app: Flask, config: Config, web_config: WebConfig) -> Callable:
             return False
         header = environ.get("HTTP_AUTHORIZATION")
         path = environ.get("PATH_INFO") or ""
-        if (
-            environ.get("REQUEST_METHOD") in WRITE_METHODS
-            and path.startswith(API_PREFIX)
-            and (header or "").lower().startswith("bearer ")
-        ):
-            # every write of the API checks its bearer token itself (api.require_auth), and
-            # answers an unknown or revoked one with its reason
+        if environ.get("REQUEST_METHOD") in WRITE_METHODS and path.startswith(API_PREFIX):
+            # every write of the API checks its credentials itself (api.require_auth: a
+            # bearer token, or the webhook's Basic user), answers an unknown or revoked token
+            # with its reason, and challenges with Bearer only: the web config's Basic
+            # challenge would make a browser posting a cross-site form ask for a login
             return True
         return failure(header, config.auth, path == WEBHOOK_PATH) is None
 

@@ -366,3 +366,18 @@ def test_non_ascii_digits_in_query_parameters_are_refused_not_a_500(make_app):
     assert client.get("/api/v1/actions?limit=١٢").status_code == 400  # Arabic-Indic 12
     page = client.get("/?refresh=²")
     assert page.status_code == 200 and 'data-refresh="10"' in page.text
+
+
+def test_behind_a_web_config_writes_never_ask_a_browser_for_basic_credentials(make_app, serve):
+    # the web config's Basic challenge is for the page and the read API; on a write it made a
+    # browser posting a cross-site form ask its user for a login (and then keep it)
+    hashed = bcrypt.hashpw(b"reader-pw", bcrypt.gensalt(4)).decode()
+    url = serve(make_app(), webconfig.parse({"basic_auth_users": {"reader": hashed}}))
+    for path in ("/api/v1/alerts", "/api/v1/pause", "/api/v1/resume"):
+        for auth in (None, ("reader", "reader-pw"), ("reader", "wrong")):
+            r = requests.post(f"{url}{path}", json={}, auth=auth, timeout=5)
+            assert r.status_code == 401, (path, auth)
+            assert r.headers["WWW-Authenticate"] == 'Bearer realm="stackmedic"', (path, auth)
+    # reads still ask for the web config's login
+    r = requests.get(f"{url}/api/v1/status", timeout=5)
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic ")
