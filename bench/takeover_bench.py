@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
 from harness.jenkins_standin import JenkinsStandIn
-from harness.services import MariaDB, Process, free_port, wait_for
+from harness.receiver_process import ReceiverProcess
+from harness.services import MariaDB, wait_for
 
-REPO = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"  # noqa: S105 - a throwaway secret for a local run
 JOB_PARAMS = {"stackmedic-restart": ["SERVICE", "STACKMEDIC_ACTION_ID"]}
 RULE = {
@@ -79,27 +78,10 @@ def set_key(config: dict, assignment: str) -> None:
     node[key] = yaml.safe_load(value)
 
 
-class Replica:
-    def __init__(self, tmp: Path, name: str, config: dict, env: dict):
-        self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.config_path = tmp / f"receiver-{name}.yml"
-        config = {**config, "store": {**config["store"], "replica": name}}
-        self.config_path.write_text(yaml.safe_dump(config))
-        argv = [
-            sys.executable,
-            "-m",
-            "stackmedic.receiver",
-            f"--config.file={self.config_path}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-        ]
-        self.process = Process(argv, tmp / f"receiver-{name}.log", env=env, cwd=REPO)
-        wait_for(self._ready, 30, f"replica {name} to be ready")
-
-    def _ready(self) -> bool:
-        self.process.check_alive(f"replica {self.name}")
-        return requests.get(f"{self.url}/-/ready", timeout=2).ok
+def replica(run_dir: Path, name: str, config: dict[str, Any], env: dict[str, str]) -> ReceiverProcess:
+    """A receiver process named `name` (its replica name too), ready."""
+    config = {**config, "store": {**config["store"], "replica": name}}
+    return ReceiverProcess(run_dir, config, env, TOKEN, name=name, log_level="info").start(timeout=30)
 
 
 def one_run(case: str, mariadb: MariaDB, tmp: Path, overrides: list[str], run: int) -> dict[str, Any]:
@@ -122,8 +104,6 @@ def one_run(case: str, mariadb: MariaDB, tmp: Path, overrides: list[str], run: i
     for assignment in overrides:
         set_key(config, assignment)
     env = {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": str(REPO),
         "BENCH_TOKEN": TOKEN,
         "BENCH_JENKINS_TOKEN": standin.token,
         "BENCH_MYSQL_PASSWORD": MariaDB.root_password,
@@ -136,11 +116,9 @@ def one_run(case: str, mariadb: MariaDB, tmp: Path, overrides: list[str], run: i
             standin.hold_queue()
         else:
             standin.hang("buildWithParameters", after=True)
-        a = Replica(run_dir, "a", config, env)
-        b = Replica(run_dir, "b", config, env)
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        r = requests.post(f"{a.url}/api/v1/alerts", json=alert_body("petclinic"), headers=headers, timeout=10)
-        r.raise_for_status()
+        a = replica(run_dir, "a", config, env)
+        b = replica(run_dir, "b", config, env)
+        a.post(alert_body("petclinic"), timeout=10).raise_for_status()
         if case == "queued":
             wait_for(
                 lambda: any("/queue/item/" in c.path for c in standin.calls), 20, "a following the queue"
@@ -150,7 +128,7 @@ def one_run(case: str, mariadb: MariaDB, tmp: Path, overrides: list[str], run: i
         [(owner,)] = mariadb.execute(f"SELECT owner FROM {database}.actions WHERE token IS NOT NULL")
         assert owner == "a", owner
         killed = time.monotonic()
-        a.process.kill()
+        a.kill()
         seen = len(standin.calls)
         if case == "queued":
             standin.hold_queue(False)
@@ -177,9 +155,9 @@ def one_run(case: str, mariadb: MariaDB, tmp: Path, overrides: list[str], run: i
             "owner": owner,
         }
     finally:
-        for replica in (a, b):
-            if replica is not None:
-                replica.process.stop()
+        for receiver in (a, b):
+            if receiver is not None:
+                receiver.stop()
         standin.stop()
         mariadb.execute(f"DROP DATABASE IF EXISTS {database}")
 
