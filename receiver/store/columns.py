@@ -1,4 +1,4 @@
-"""Columns added after the first release, added to an existing database at start-up.
+"""Columns and indexes added after the first release, added to an existing database at start-up.
 
 Both back ends create their tables as first released and then add what is missing here, so
 a receiver upgraded in place keeps its audit, incidents and breakers. Each column may be
@@ -39,4 +39,26 @@ def add_missing(tx: Any, existing: Any) -> list[str]:
         if column not in have[table]:
             tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             added.append(f"{table}.{column}")
+    return added
+
+
+# Indexes that the first release lacked. Without incidents_open every firing notification
+# scanned all the incidents of its rule (newest_open_action) while it held the breaker's row
+# lock; without incidents_action every resolution scanned the table (open_incidents_of_action).
+INDEXES: tuple[tuple[str, str, str], ...] = (
+    ("incidents", "incidents_open", "rule, target, resolved_at, action_id"),
+    ("incidents", "incidents_action", "action_id"),
+)
+
+
+def add_missing_indexes(tx: Any, existing: Any) -> list[str]:
+    """CREATE INDEX for each index of INDEXES whose name `existing(tx, table)` lacks."""
+    added = []
+    have: dict[str, set[str]] = {}
+    for table, name, keys in INDEXES:
+        if table not in have:
+            have[table] = {i.lower() for i in existing(tx, table)}
+        if name not in have[table]:
+            tx.execute(f"CREATE INDEX {name} ON {table} ({keys})")
+            added.append(name)
     return added

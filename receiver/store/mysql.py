@@ -25,7 +25,8 @@ DDL = [
     rule VARCHAR(64) NOT NULL, fingerprint VARCHAR(128) NOT NULL, starts_at VARCHAR(40) NOT NULL,
     target VARCHAR(256) NOT NULL, alertname VARCHAR(256), starts_ts DOUBLE NOT NULL,
     opened_at DOUBLE NOT NULL, action_id BIGINT, resolved_at DOUBLE, ends_ts DOUBLE,
-    UNIQUE KEY incident_key (rule, fingerprint, starts_at))""",
+    UNIQUE KEY incident_key (rule, fingerprint, starts_at),
+    KEY incidents_open (rule, target, resolved_at, action_id), KEY incidents_action (action_id))""",
     """CREATE TABLE IF NOT EXISTS actions (
     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
     created_at DOUBLE NOT NULL, decision VARCHAR(32) NOT NULL, reason TEXT, status VARCHAR(16),
@@ -90,6 +91,7 @@ class MySQLStore(SqlStore):
             for statement in DDL:
                 tx.execute(statement + TABLE)
             columns.add_missing(tx, _columns)
+            columns.add_missing_indexes(tx, _indexes)
 
         self.atomic(create)
 
@@ -121,6 +123,15 @@ class MySQLStore(SqlStore):
 def _columns(tx: Any, table: str) -> list[str]:
     rows = tx.rows(
         "SELECT column_name AS name FROM information_schema.columns"
+        " WHERE table_schema = DATABASE() AND table_name = ?",
+        (table,),
+    )
+    return [row["name"] for row in rows]
+
+
+def _indexes(tx: Any, table: str) -> list[str]:
+    rows = tx.rows(
+        "SELECT DISTINCT index_name AS name FROM information_schema.statistics"
         " WHERE table_schema = DATABASE() AND table_name = ?",
         (table,),
     )

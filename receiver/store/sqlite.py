@@ -69,6 +69,7 @@ class SQLiteStore(SqlStore):
         conn = self._conn()
         conn.executescript(DDL)
         self.atomic(lambda tx: columns.add_missing(tx, _columns))
+        self.atomic(lambda tx: columns.add_missing_indexes(tx, _indexes))
 
     def serialized(self) -> threading.Lock:
         # SQLite has one writer at a time and makes the others wait in a sleeping busy
@@ -91,3 +92,7 @@ class SQLiteStore(SqlStore):
 
 def _columns(tx: Any, table: str) -> list[str]:
     return [row["name"] for row in tx.rows(f"PRAGMA table_info({table})")]
+
+
+def _indexes(tx: Any, table: str) -> list[str]:
+    return [row["name"] for row in tx.rows(f"PRAGMA index_list({table})")]

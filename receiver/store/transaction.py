@@ -83,12 +83,14 @@ class Tx:
         The same fingerprint with a new startsAt is the same alert firing again: its older
         incident is over, whatever we heard of it, and shares nothing.
         """
-        found = self.scalar(
-            "SELECT MAX(action_id) FROM incidents WHERE rule=? AND target=? AND resolved_at IS NULL"
-            " AND fingerprint<>?",
+        # MAX(action_id) as a walk down the index incidents_open, stopping at the first other
+        # fingerprint: MAX() with the fingerprint condition read every open incident of the target
+        found = self.row(
+            "SELECT action_id FROM incidents WHERE rule=? AND target=? AND resolved_at IS NULL"
+            " AND action_id IS NOT NULL AND fingerprint<>? ORDER BY action_id DESC LIMIT 1",
             (rule, target, fingerprint),
         )
-        return None if found is None else int(found)
+        return None if found is None else int(found["action_id"])
 
     def open_incidents_of_action(self, action_id: int, other_than: int) -> int:
         """How many open incidents besides `other_than` wait on this action."""
