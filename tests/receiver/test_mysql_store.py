@@ -7,8 +7,11 @@ import threading
 
 import pytest
 import requests
+from stackmedic.receiver.config import StoreConfig
+from stackmedic.receiver.store.mysql import MySQLStore
 
 from harness.services import MariaDB, wait_for
+from stackmedic.secrets import Secret
 from tests.receiver.helpers import AUTH, FakeClock, actions, alert, decisions, notification, settled
 
 pytestmark = pytest.mark.services
@@ -223,3 +226,30 @@ def test_frozen_store_answers_503_at_once_and_ready_fails(
     assert resp.status_code == 200 and resp.json()["decisions"] == {"triggered": 1}
     wait_for(lambda: len(standin.finished()) == 1, 10, "the build")
     assert len(standin.posts()) == 1
+
+
+def test_a_transaction_sends_no_begin_and_is_still_all_or_nothing(mysql_store):
+    """Autocommit is off: the first statement opens the transaction, a BEGIN was a wasted round trip."""
+    section = mysql_store()
+    store = MySQLStore(
+        StoreConfig(
+            type="mysql",
+            host=section["host"],
+            port=section["port"],
+            user="root",
+            password=Secret(MariaDB.root_password),
+            database=section["database"],
+        )
+    )
+    store.create_schema()
+
+    def half(tx):
+        tx.insert_action(created_at=1.0, decision="no_rule", reason="kept?")
+        raise RuntimeError("after the first write")
+
+    with pytest.raises(RuntimeError):
+        store.atomic(half)
+    store.atomic(lambda tx: tx.insert_action(created_at=2.0, decision="no_rule", reason="kept"))
+    assert [a.reason for a in store.atomic(lambda tx: tx.list_actions(10))] == ["kept"]
+    assert store.atomic(lambda tx: tx.row("SHOW SESSION STATUS LIKE 'Com_begin'"))["Value"] == "0"
+    store.close()
