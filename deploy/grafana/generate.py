@@ -169,7 +169,7 @@ def status_panels() -> list[dict]:
         'up{job=~"stackmedic-exporter|stackmedic-receiver|alertmanager|prometheus"}',
         "{{job}}",
         UP_DOWN,
-        runbook_links("StackExporterDown", "StackReceiverDown"),
+        runbook_links("StackExporterDown", "StackReceiverDown", "StackReceiverReplicaDown"),
         w=4,
     )
     tables = status_grid(
@@ -438,11 +438,11 @@ def now_panels() -> list[dict]:
     )
     receiver = stat(
         "Receiver",
-        "Prometheus scrapes stackmedic-receiver.",
+        "Prometheus scrapes each stackmedic-receiver replica: any one UP heals.",
         [target('up{job="stackmedic-receiver"}', "{{instance}}", instant=True)],
         "none",
         thresholds(RED, (1, GREEN)),
-        runbook_links("StackReceiverDown"),
+        runbook_links("StackReceiverDown", "StackReceiverReplicaDown"),
         values={"1": ("UP", GREEN), "0": ("DOWN", RED)},
         w=3,
     )

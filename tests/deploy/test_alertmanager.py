@@ -51,6 +51,11 @@ def test_check_config_is_clean():
         ({"alertname": "StackRemediationUndecided", "severity": "critical", "target": "petclinic"}, "people"),
         ({"alertname": "StackRemediationDeliveryFailing", "severity": "critical"}, "people"),
         ({"alertname": "StackRemediationPerformed", "severity": "info"}, "people"),
+        ({"alertname": "StackReceiverDown", "severity": "critical", "job": "stackmedic-receiver"}, "people"),
+        (
+            {"alertname": "StackReceiverReplicaDown", "severity": "warning", "instance": "receiver-1:9878"},
+            "people",
+        ),
         ({"alertname": "StackDatabaseDown", "severity": "critical", "server": "stack"}, "people"),
         ({"alertname": "StackCpuHigh", "severity": "warning"}, "people"),
     ],

@@ -221,6 +221,52 @@ def test_an_undecided_alert_is_held_back_by_its_cause(start, hook: Hook):
     )
 
 
+@pytest.mark.services
+def test_only_every_receiver_replica_down_holds_back_undecided_and_delivery_failing(start, hook: Hook):
+    """One replica down: the others heal on, so an undecided alert or failed deliveries still page."""
+    am = start()
+    replica = {"job": "stackmedic-receiver", "instance": "receiver-1:9878"}
+    # With an alert on that replica's own series: held back, so the inhibitor has the source.
+    post_alerts(
+        am,
+        {"alertname": "StackReceiverReplicaDown", "severity": "warning", **replica},
+        {"alertname": "StackReceiverSomething", "severity": "warning", **replica},
+    )
+    wait_for(lambda: inhibited(am, "StackReceiverSomething"), 10, "the replica's own alert to be inhibited")
+    post_alerts(
+        am,
+        {
+            "alertname": "StackRemediationUndecided",
+            "severity": "critical",
+            "healing_alert": "StackAppDown",
+            "target": "petclinic",
+        },
+    )
+    wait_for(lambda: state_of(am, "StackRemediationUndecided"), 10, "Undecided in Alertmanager")
+    assert active(am, "StackRemediationUndecided")
+    failing = {"alertname": "StackRemediationDeliveryFailing", "severity": "critical"}
+    post_alerts(am, {**failing, "job": "alertmanager", "instance": "am:9093"})
+    wait_for(lambda: state_of(am, "StackRemediationDeliveryFailing"), 10, "DeliveryFailing in Alertmanager")
+    assert active(am, "StackRemediationDeliveryFailing")
+
+    # Every replica down (one alert for the job): nothing is healed, and that is the page.
+    post_alerts(am, {"alertname": "StackReceiverDown", "severity": "critical", "job": "stackmedic-receiver"})
+    wait_for(lambda: state_of(am, "StackReceiverDown"), 10, "StackReceiverDown in Alertmanager")
+    (down,) = [a["fingerprint"] for a in am.alerts() if a["labels"]["alertname"] == "StackReceiverDown"]
+
+    def held_back_by_it() -> bool:
+        undecided, delivery = (
+            state_of(am, "StackRemediationUndecided"),
+            state_of(am, "StackRemediationDeliveryFailing"),
+        )
+        return bool(
+            undecided and delivery and down in undecided["inhibitedBy"] and down in delivery["inhibitedBy"]
+        )
+
+    wait_for(held_back_by_it, 10, "Undecided and DeliveryFailing inhibited by every replica down")
+    assert active(am, "StackReceiverDown")
+
+
 # --- maintenance windows --------------------------------------------------------------------
 
 

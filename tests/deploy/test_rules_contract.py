@@ -177,8 +177,9 @@ def test_every_group_sets_its_interval():
 
 
 def _reads_the_receiver(alert: shipped.Alert) -> bool:
-    """Alerts on the receiver's series (or on ALERTS) aggregate across its replicas by rule/target."""
-    return bool(re.search(r"\bstackmedic_receiver_|\bALERTS", alert.rule["expr"]))
+    """Alerts on the receiver's series (or on ALERTS) aggregate across its replicas by rule/target,
+    and every replica down is one alert for the receiver's job."""
+    return bool(re.search(r'\bstackmedic_receiver_|\bALERTS|job="stackmedic-receiver"', alert.rule["expr"]))
 
 
 def test_alerts_of_the_exporter_keep_job_and_instance():
