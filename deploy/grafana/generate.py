@@ -1,7 +1,7 @@
 """Writes the two stackmedic dashboards, dashboards/stack-health.json and dashboards/remediation.json.
 
-    python deploy/grafana/generate.py          # rewrite them
-    python deploy/grafana/generate.py --check  # exit 1 when the committed files differ
+    python -m deploy.grafana.generate          # rewrite them (from the checkout's root)
+    python -m deploy.grafana.generate --check  # exit 1 when the committed files differ
 
 The JSON is what Grafana provisions; this script is how it is kept consistent (panel ids,
 layout, the data-source variable on every query, runbook links). Edit here, regenerate,
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from panels import (
+from deploy.grafana.panels import (
     BLUE,
     GREEN,
     ORANGE,
@@ -705,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
             path.parent.mkdir(exist_ok=True)
             path.write_text(text, encoding="utf-8")
     if stale:
-        sys.stderr.write("out of date, run python deploy/grafana/generate.py: " + ", ".join(stale) + "\n")
+        sys.stderr.write("out of date, run python -m deploy.grafana.generate: " + ", ".join(stale) + "\n")
         return 1
     return 0
 
