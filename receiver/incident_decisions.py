@@ -69,9 +69,9 @@ class IncidentDecisions:
             summary=_annotation(alert, "summary", 1000),
             runbook_url=_runbook(alert),
             author=base.get("author"),  # the token whose webhook opened it
+            decided_at=now,  # also when it exists: the newest decision on it
         )
         base["incident_id"] = incident.id
-        tx.update_incident(incident.id, decided_at=now)
         if incident.resolved_at is not None:
             # a late or re-sent firing notification of an incident that is over
             return self._row(tx, base, Decision.DUPLICATE, "incident resolved")

@@ -47,6 +47,10 @@ class SqlStore:
     def on_conflict_ignore(self, column: str) -> str:
         raise NotImplementedError
 
+    def on_conflict_update(self, key: str, column: str) -> str:
+        """An insert whose row exists (unique `key`) sets `column` to one more parameter instead."""
+        raise NotImplementedError
+
     def is_transient(self, exc: BaseException) -> bool:
         return False
 

@@ -110,6 +110,9 @@ class MySQLStore(SqlStore):
         # not INSERT IGNORE: that would also turn real errors (truncation) into warnings
         return f" ON DUPLICATE KEY UPDATE {column}={column}"
 
+    def on_conflict_update(self, key: str, column: str) -> str:
+        return f" ON DUPLICATE KEY UPDATE {column}=?"
+
     def errors(self) -> tuple[type[BaseException], ...]:
         return (pymysql.err.MySQLError,)
 

@@ -83,6 +83,9 @@ class SQLiteStore(SqlStore):
     def on_conflict_ignore(self, column: str) -> str:
         return " ON CONFLICT DO NOTHING"
 
+    def on_conflict_update(self, key: str, column: str) -> str:
+        return f" ON CONFLICT ({key}) DO UPDATE SET {column}=?"
+
     def errors(self) -> tuple[type[BaseException], ...]:
         return (sqlite3.Error,)
 

@@ -66,12 +66,15 @@ class Tx:
         )
 
     def open_incident(self, **fields: Any) -> Incident:
-        """Insert the incident unless its key exists (atomic, also across replicas); return it locked."""
+        """Insert the incident unless its key exists (atomic, also across replicas); return it locked.
+
+        Either way its `decided_at` becomes the one given, in the same statement.
+        """
         names = list(fields)
         self.execute(
             f"INSERT INTO incidents ({','.join(names)}) VALUES ({','.join('?' * len(names))})"  # noqa: S608
-            + self.d.on_conflict_ignore("id"),
-            tuple(fields.values()),
+            + self.d.on_conflict_update("rule, fingerprint, starts_at", "decided_at"),
+            (*fields.values(), fields["decided_at"]),
         )
         found = self.incident(fields["rule"], fields["fingerprint"], fields["starts_at"])
         assert found is not None
@@ -253,14 +256,19 @@ class Tx:
     # breakers and pauses
 
     def breaker(self, rule: str, target: str, now: float) -> Breaker:
-        """The breaker row for rule and target (created closed), locked: one decision at a time."""
+        """The breaker row for rule and target (created closed), locked: one decision at a time.
+
+        Read first: the row nearly always exists, and the insert is then a round trip saved.
+        """
         key = breaker_key(rule, target)
-        self.execute(
-            "INSERT INTO breakers (bkey,rule,target,state,ineffective,updated_at) VALUES (?,?,?,?,0,?)"  # noqa: S608
-            + self.d.on_conflict_ignore("bkey"),
-            (key, rule, target, BreakerState.CLOSED, now),
-        )
         found = self.get_breaker(key)
+        if found is None:
+            self.execute(
+                "INSERT INTO breakers (bkey,rule,target,state,ineffective,updated_at) VALUES (?,?,?,?,0,?)"  # noqa: S608
+                + self.d.on_conflict_ignore("bkey"),
+                (key, rule, target, BreakerState.CLOSED, now),
+            )
+            found = self.get_breaker(key)
         assert found is not None
         return found
 
