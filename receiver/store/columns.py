@@ -51,14 +51,16 @@ INDEXES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def add_missing_indexes(tx: Any, existing: Any) -> list[str]:
-    """CREATE INDEX for each index of INDEXES whose name `existing(tx, table)` lacks."""
+def add_missing_indexes(
+    tx: Any, existing: Any, statement: str = "CREATE INDEX {name} ON {table} ({keys})"
+) -> list[str]:
+    """`statement` for each index of INDEXES whose name `existing(tx, table)` lacks."""
     added = []
     have: dict[str, set[str]] = {}
     for table, name, keys in INDEXES:
         if table not in have:
             have[table] = {i.lower() for i in existing(tx, table)}
         if name not in have[table]:
-            tx.execute(f"CREATE INDEX {name} ON {table} ({keys})")
+            tx.execute(statement.format(table=table, name=name, keys=keys))
             added.append(name)
     return added

@@ -95,7 +95,8 @@ class MySQLStore(SqlStore):
             for statement in DDL:
                 tx.execute(statement + TABLE)
             columns.add_missing(tx, _columns)
-            columns.add_missing_indexes(tx, _indexes)
+            # ALTER TABLE, not CREATE INDEX: that needs the INDEX privilege, which the account lacks
+            columns.add_missing_indexes(tx, _indexes, "ALTER TABLE {table} ADD INDEX {name} ({keys})")
 
         self.atomic(create)
 

@@ -63,12 +63,14 @@ def store_config(section: dict) -> StoreConfig:
 
 
 def everything_the_store_does(mariadb: MariaDB, section: dict, make_app, standin) -> None:
-    """First start on an empty database, an upgrade that adds a column, incidents to builds, pruning."""
+    """First start on an empty database, an upgrade that adds a column and an index, incidents to builds, pruning."""
     open_store(store_config(section)).close()  # CREATE TABLE
-    mariadb.execute(
-        "ALTER TABLE actions DROP COLUMN fence", db=section["database"]
-    )  # as an older release left it
-    app = make_app(store={**section, "replica": "a"})  # ALTER TABLE ... ADD COLUMN, then the replica's rows
+    mariadb.execute(  # as an older release left it
+        "ALTER TABLE actions DROP COLUMN fence",
+        "ALTER TABLE incidents DROP INDEX incidents_open",
+        db=section["database"],
+    )
+    app = make_app(store={**section, "replica": "a"})  # ALTER TABLE ... ADD, then the replica's rows
     client = app.test_client()
     assert client.post("/api/v1/alerts", json=notification(alert()), headers=AUTH).json["decisions"] == {
         "triggered": 1
