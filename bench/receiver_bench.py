@@ -54,6 +54,15 @@ ARRIVAL_SAMPLES = 100
 TARGETS_PER_PHASE = 20
 REPLICAS = 3
 MYSQL_DATABASE = "receiver_bench"
+COUNTERS = (
+    "SHOW GLOBAL STATUS WHERE Variable_name IN"
+    " ('Questions', 'Com_commit', 'Innodb_data_fsyncs', 'Innodb_row_lock_waits')"
+)
+# what makes a commit durable; stated beside the figures
+DURABILITY = (
+    "SHOW GLOBAL VARIABLES WHERE Variable_name IN"
+    " ('innodb_flush_log_at_trx_commit', 'innodb_doublewrite', 'log_bin', 'sync_binlog')"
+)
 
 
 def body(phase: str, i: int) -> bytes:
@@ -373,6 +382,34 @@ def _lost_doubled(check: dict) -> tuple[int, int]:
     return lost, doubled
 
 
+def durability(settings: dict) -> str:
+    """The MariaDB settings that make a commit durable, as the run had them."""
+    binlog = (
+        f"binary log on, sync_binlog={settings['sync_binlog']}"
+        if settings.get("log_bin") == "ON"
+        else "binary log off"
+    )
+    return (
+        f"innodb_flush_log_at_trx_commit={settings['innodb_flush_log_at_trx_commit']}: the redo log "
+        f"is flushed and synced at each commit; doublewrite {settings['innodb_doublewrite']}; {binlog}"
+    )
+
+
+def per_webhook(results: dict) -> str:
+    """MariaDB's own counters over the whole run, per webhook the replicas answered."""
+    counters = results["mysql"].get("counters")
+    if not counters:
+        return ""
+    m = results["replicas"]
+    n = m["rate"]["requests"] + m["tput"]["requests"] + 200  # and the warm-up
+    per = {k: int(v) / n for k, v in counters.items()}
+    return (
+        f"Per webhook on MariaDB (its counters over the run, background work included): "
+        f"{per['Questions']:.1f} statements, {per['Com_commit']:.2f} commits, "
+        f"{per['Innodb_data_fsyncs']:.2f} fsyncs, {per['Innodb_row_lock_waits']:.3f} row-lock waits."
+    )
+
+
 def render(results: dict, command: str) -> str:
     r, m, w = results["receiver"], results["replicas"], results["webhook"]
     lost, doubled = _lost_doubled(results["store"])
@@ -391,11 +428,13 @@ def render(results: dict, command: str) -> str:
 
     lines = [
         f"Command: `{command}` ({results['when']}, {os.cpu_count()} cores, load average "
-        f"{results['load']:.1f} at the start: the machine is shared, p99 moves from run to run). Every request is a new",
+        f"{results['load']:.1f} at the start, {results['load_after']:.1f} at the end: the machine is shared, p99 moves "
+        "from run to run). Every request is a new",
         "incident (unique fingerprint) for one of 20 targets per phase; the receiver stores each",
         "decision before answering: alone on SQLite (WAL, synchronous=FULL), or as three replicas",
-        f"(three processes, 4 web threads each) on one MariaDB {results['mariadb']} database (InnoDB, durable",
-        "commits), each client connection kept to one replica, in turn; `webhook` checks the same",
+        f"(three processes, 4 web threads each) on one MariaDB {results['mariadb']} database (InnoDB, "
+        f"{durability(results['durability'])}),",
+        "each client connection kept to one replica, in turn; `webhook` checks the same",
         "bearer token and runs /bin/true. All on the same machine as the clients.",
         "",
         "| measure | receiver, SQLite | 3 receivers, MySQL | webhook 2.8 | SQLite / webhook | 3 x MySQL / webhook | target |",
@@ -419,7 +458,7 @@ def render(results: dict, command: str) -> str:
         f"MySQL store afterwards: {m_lost} requests lost, {m_doubled} decisions doubled; "
         f"{results['mysql']['triggered']} builds triggered for {results['mysql_targets']} targets "
         f"(by replica: {owners}). The Jenkins stand-in saw {results['builds']} builds for "
-        f"{results['targets'] + results['mysql_targets']} targets in all.",
+        f"{results['targets'] + results['mysql_targets']} targets in all. {per_webhook(results)}",
         "",
         f"Issue 12's targets for the three replicas on MySQL: p99 <= 20 ms at {RATE} req/s "
         f"{'met' if m['rate']['p99_ms'] <= 20 else 'not met'} ({m['rate']['p99_ms']:.1f} ms), >= 500 req/s "
@@ -449,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         "when": time.strftime("%Y-%m-%d"),
         "load": os.getloadavg()[0],
         "mariadb": mariadb.execute("SELECT VERSION()")[0][0].split("-")[0],
+        "durability": dict(mariadb.execute(DURABILITY)),
     }
     try:
         receiver_proc, receiver, store = start_receiver(tmp, standin)
@@ -482,7 +522,9 @@ def main(argv: list[str] | None = None) -> int:
         results["mysql"] = check_mysql(
             mariadb, {"mwarmreplicas": 200, **{f"m{k}": v for k, v in phases.items()}}
         )
+        results["mysql"]["counters"] = dict(mariadb.execute(COUNTERS))
     finally:
+        results["load_after"] = os.getloadavg()[0]
         for proc in started:
             proc.stop()
         mariadb.stop()
