@@ -1,23 +1,25 @@
 """The Prometheus Operator's custom resources as strict JSON Schemas, for `jsonschema`.
 
 kubernetes-validate knows the built-in kinds only. The operator's kinds (ServiceMonitor,
-PrometheusRule, AlertmanagerConfig) are checked against the PyPI package
-`cloudcoil.models.prometheus_operator` (Apache-2.0): pydantic models its authors generate from
-the operator's CRDs, so its JSON Schema carries the CRDs' field names, types, enums and
-required keys. The package is pinned in pyproject.toml; no copy of the CRD files is kept in this
-repository (docs/kubernetes.md). pydantic leaves unknown keys allowed; the API server prunes or rejects them (and
-`kubectl apply --validate=strict` refuses them), so every object schema with named properties
-is closed here: an unknown or misspelt field fails, as it would on a cluster.
+PrometheusRule, AlertmanagerConfig) are checked against the JSON Schemas vendored in
+deploy/kubernetes/crds/ (its README says where they come from, their version and licence):
+schemas of the pydantic models that the PyPI package cloudcoil.models.prometheus_operator
+generates from the operator's CRDs, so they carry the CRDs' field names, types, enums and
+required keys. pydantic leaves unknown keys allowed; the API server prunes or rejects them
+(and `kubectl apply --validate=strict` refuses them), so every object schema with named
+properties is closed here: an unknown or misspelt field fails, as it would on a cluster.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-API_PACKAGE = "cloudcoil.models.prometheus_operator"
+CRDS = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "crds"
 
 
 def _python_pattern(pattern: str) -> str:
@@ -56,16 +58,11 @@ def _close(node: Any) -> Any:
 @functools.cache
 def schema(api_version: str, kind: str) -> dict[str, Any]:
     """The strict schema of `kind` in `api_version` (monitoring.coreos.com/v1 or v1alpha1)."""
-    import importlib
-
     group, _, version = api_version.partition("/")
-    if group != "monitoring.coreos.com":
-        raise LookupError(f"no schema for {api_version} {kind}")
-    module = importlib.import_module(f"{API_PACKAGE}.{version}")
-    model = getattr(module, kind, None)
-    if model is None:
-        raise LookupError(f"no schema for {api_version} {kind}")
-    return _close(model.model_json_schema())
+    path = CRDS / f"{group}_{version}_{kind}.json"
+    if group != "monitoring.coreos.com" or not path.is_file():
+        raise LookupError(f"no schema for {api_version} {kind} (deploy/kubernetes/crds/)")
+    return _close(json.loads(path.read_text()))
 
 
 def errors(obj: dict[str, Any]) -> list[str]:

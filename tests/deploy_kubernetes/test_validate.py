@@ -109,3 +109,16 @@ def test_a_wrong_custom_resource_fails(kind: str, change, expected: str):
     obj = next(o for o in overlay("kube-prometheus-stack") if o["kind"] == kind)
     change(obj)
     assert expected in crd_schemas.errors(obj)
+
+
+def test_the_vendored_schemas_keep_their_licence_and_say_where_they_come_from():
+    from deploy.kubernetes import vendor_crd_schemas as vendor
+
+    crds = crd_schemas.CRDS
+    assert "Apache License" in (crds / "LICENSE").read_text()
+    readme = (crds / "README.md").read_text()
+    assert f"`{vendor.PACKAGE}` **{vendor.PACKAGE_VERSION}**" in readme
+    expected = sorted(vendor.file_name(version, kind) for version, kind in vendor.KINDS)
+    assert sorted(p.name for p in crds.glob("*.json")) == expected
+    for name in expected:
+        assert f"`{name}`" in readme
