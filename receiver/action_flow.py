@@ -18,7 +18,7 @@ again, so a build is requested exactly once.
 
 from __future__ import annotations
 
-import functools
+import copy
 import logging
 import threading
 import time
@@ -30,7 +30,7 @@ from .config import DispatcherConfig
 from .incident_decisions import credit_resolutions
 from .metrics import ReceiverMetrics
 from .model import Action, ActionState, Decision
-from .store import SqlStore, StoreError
+from .store import SqlStore, Tx
 
 log = logging.getLogger(__name__)
 MAX_DESCRIPTION = 4000  # a build description kept in the audit
@@ -80,12 +80,21 @@ class ActionFlow:
 
     # saving under ownership
 
-    def _save(self, row: Action, **fields: Any) -> Action:
+    def _save(self, row: Action, then: Callable[[Tx, Action], Any] | None = None, **fields: Any) -> Action:
+        """Write `fields` if the action is still ours (else Lost); `then(tx, saved row)` in the same transaction."""
         now = self.clock()
         fields.update(updated_at=now, lease_until=now + self.config.lease)
-        if not self.store.atomic(
-            lambda tx: tx.update_action(row.id, owner=self.owner, fence=row.fence, **fields)
-        ):
+        saved = copy.copy(row)
+        saved.update(**fields)
+
+        def write(tx: Tx) -> bool:
+            if not tx.update_action(row.id, owner=self.owner, fence=row.fence, **fields):
+                return False
+            if then is not None:
+                then(tx, saved)
+            return True
+
+        if not self.store.atomic(write):
             raise Lost
         row.update(**fields)
         return row
@@ -179,22 +188,11 @@ class ActionFlow:
             fields.get("build_number", row.build_number),
             result,
         )
-        self._save(row, **fields)
+        # incidents that resolved while this build ran say it healed them, in the same transaction
+        self._save(row, then=credit_resolutions if result == "SUCCESS" else None, **fields)
         self.metrics.builds.labels(row.rule, row.job, result).inc()
-        if result == "SUCCESS":
-            self._credit(row)
         self.on_finished(row)
         return row
-
-    def _credit(self, row: Action) -> None:
-        """Incidents that resolved while this build ran: their audit now says it healed them."""
-        try:
-            credited = self.store.atomic(functools.partial(credit_resolutions, action=row))
-        except StoreError as exc:  # the audit keeps "credited to it if it succeeds"
-            log.warning("action id=%s: crediting the resolutions it healed failed: %s", row.id, exc)
-            return
-        if credited:
-            log.info("action id=%s healed %d incident(s) that resolved while it ran", row.id, credited)
 
     def _moved(self, row: Action, ref: Ref) -> Action:
         """Record where the request is now: its build, its queue item, or its end."""
