@@ -41,7 +41,17 @@ def outside(text: str, files: dict[str, Path]) -> str:
 
 
 def flags(compose: ResolvedCompose, service: str) -> dict[str, str]:
-    return dict(arg.removeprefix("--").split("=", 1) for arg in compose.services[service]["command"])
+    """`--name=value` arguments of the service's command (a program name before them is skipped)."""
+    command = compose.services[service]["command"]
+    return dict(arg.removeprefix("--").split("=", 1) for arg in command if arg.startswith("--"))
+
+
+def scrape_login(compose: ResolvedCompose, job_name: str) -> tuple[str, str]:
+    """The user and password Prometheus scrapes `job_name` with (prometheus.yml, compose's secret)."""
+    prom = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    (job,) = [j for j in prom["scrape_configs"] if j["job_name"] == job_name]
+    password_file = secret_files(compose, "prometheus")[job["basic_auth"]["password_file"]]
+    return job["basic_auth"]["username"], password_file.read_text()
 
 
 @dataclass
@@ -261,8 +271,7 @@ def test_the_exporter_asks_prometheus_for_its_login_and_its_healthcheck_has_it(
 ):
     exporter = resolved_compose.services["stackmedic-exporter"]
     files = secret_files(resolved_compose, "stackmedic-exporter")
-    flags_ = dict(a.removeprefix("--").split("=", 1) for a in exporter["command"][1:])
-    web = outside(flags_["web.config.file"], files)
+    web = outside(flags(resolved_compose, "stackmedic-exporter")["web.config.file"], files)
     (tmp_path / "exporter.yml").write_text("system:\n  filesystems: [/]\n")
     port = free_port()
     program = Path(sys.executable).parent / "stackmedic-exporter"
@@ -277,10 +286,7 @@ def test_the_exporter_asks_prometheus_for_its_login_and_its_healthcheck_has_it(
     try:
         wait_for(lambda: requests.get(f"{url}/-/healthy", timeout=2).status_code == 401, 30, "the exporter")
         # the credentials Prometheus scrapes it with (prometheus.yml), read from the same secret
-        prom = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
-        (job,) = [j for j in prom["scrape_configs"] if j["job_name"] == "stackmedic-exporter"]
-        password_file = secret_files(resolved_compose, "prometheus")[job["basic_auth"]["password_file"]]
-        auth = (job["basic_auth"]["username"], password_file.read_text())
+        auth = scrape_login(resolved_compose, "stackmedic-exporter")
         assert requests.get(f"{url}/metrics", auth=auth, timeout=10).status_code == 200
         assert requests.get(f"{url}/", timeout=10).status_code == 401
         # the healthcheck, as compose runs it, with the port of this run
@@ -299,8 +305,7 @@ def test_the_receiver_asks_for_a_login_and_prometheus_and_its_healthcheck_have_o
 ):
     receiver = resolved_compose.services["stackmedic-receiver"]
     files = secret_files(resolved_compose, "stackmedic-receiver")
-    flags_ = dict(a.removeprefix("--").split("=", 1) for a in receiver["command"][1:])
-    web = outside(flags_["web.config.file"], files)
+    web = outside(flags(resolved_compose, "stackmedic-receiver")["web.config.file"], files)
     token_file = files["/run/secrets/receiver_webhook_token"]
     operator_file = files["/run/secrets/receiver_operator_token"]
     # compose's own auth section (its named tokens), with the secret files of this machine
@@ -323,16 +328,10 @@ def test_the_receiver_asks_for_a_login_and_prometheus_and_its_healthcheck_have_o
         for path in ("/", "/api/v1/status", "/api/v1/actions", "/metrics"):
             assert requests.get(f"{url}{path}", timeout=10).status_code == 401, path
         # Prometheus scrapes it with the user and password file of prometheus.yml
-        prom = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
-        (job,) = [j for j in prom["scrape_configs"] if j["job_name"] == "stackmedic-receiver"]
-        password_file = secret_files(resolved_compose, "prometheus")[job["basic_auth"]["password_file"]]
-        scrape = (job["basic_auth"]["username"], password_file.read_text())
+        scrape = scrape_login(resolved_compose, "stackmedic-receiver")
         assert requests.get(f"{url}/metrics", auth=scrape, timeout=10).status_code == 200
         # people read the page as admin, with the password generate.sh wrote beside the hash
-        admin = (
-            "admin",
-            Path(resolved_compose.config["secrets"]["receiver_admin_password"]["file"]).read_text(),
-        )
+        admin = login(resolved_compose, "receiver_admin_password")
         assert requests.get(f"{url}/", auth=admin, timeout=10).status_code == 200
         assert requests.get(f"{url}/", auth=("admin", "wrong"), timeout=10).status_code == 401
         # a login of the web config reads, it never writes; the webhook takes the bearer token
