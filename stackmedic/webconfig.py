@@ -298,24 +298,17 @@ def wsgi(
             if on_failure is not None:
                 on_failure(login, environ)
             if login.reason == "busy":
-                body = b"too many logins being checked: try again\n"
-                start_response(
-                    "503 Service Unavailable",
-                    [
-                        ("Content-Type", "text/plain; charset=utf-8"),
-                        ("Content-Length", str(len(body))),
-                        ("Retry-After", "1"),
-                        *extra,
-                    ],
-                )
-                return [body]
-            body = b"Unauthorized\n"
+                status, body = "503 Service Unavailable", b"too many logins being checked: try again\n"
+                more = [("Retry-After", "1")]
+            else:
+                status, body = "401 Unauthorized", b"Unauthorized\n"
+                more = [("WWW-Authenticate", 'Basic realm="stackmedic", charset="UTF-8"')]
             start_response(
-                "401 Unauthorized",
+                status,
                 [
                     ("Content-Type", "text/plain; charset=utf-8"),
                     ("Content-Length", str(len(body))),
-                    ("WWW-Authenticate", 'Basic realm="stackmedic", charset="UTF-8"'),
+                    *more,
                     *extra,
                 ],
             )
