@@ -117,20 +117,25 @@ def test_store_down_answers_503_so_alertmanager_sends_again(make_app, mariadb_fa
     assert len(standin.builds()) == 1
 
 
+def one_slot_jenkins(standin, timeout: float) -> dict:
+    """The Jenkins section for the stand-in with a single connection slot, polled every 50 ms."""
+    return {
+        "url": standin.url,
+        "user": standin.user,
+        "api_token_env": "TEST_JENKINS_TOKEN",
+        "timeout": timeout,
+        "poll_interval": 0.05,
+        "max_concurrent_requests": 1,
+    }
+
+
 def test_replica_that_lost_an_action_while_waiting_for_a_slot_never_sends_it(make_app, mysql_store, standin):
     # issue 12 defect 1: replica a's only connection slot is held by a hanging POST; its second
     # action waits for the slot longer than its lease; replica b takes that action over and
     # sends it; when a finally gets the slot, the fence tells it the action is no longer its own
     standin.hang("/job/stackmedic-restart/")
     dispatcher = {"backoff_initial": 0.05, "backoff_max": 0.2, "max_attempts": 30, "lease": 1}
-    jenkins = {
-        "url": standin.url,
-        "user": standin.user,
-        "api_token_env": "TEST_JENKINS_TOKEN",
-        "timeout": 4,
-        "poll_interval": 0.05,
-        "max_concurrent_requests": 1,
-    }
+    jenkins = one_slot_jenkins(standin, timeout=4)
     a = make_app(store=mysql_store(replica="a"), dispatcher=dispatcher, jenkins=jenkins)
     body = notification(
         alert("petclinic"), alert(database="visits", remediation="restore", fingerprint="fp-db")
@@ -162,14 +167,7 @@ def test_a_live_replica_keeps_the_lease_of_an_action_waiting_for_a_slot(
     # A live replica whose worker still holds the action keeps its lease.
     standin.hang("/job/stackmedic-restart/")
     dispatcher = {"backoff_initial": 0.05, "backoff_max": 0.2, "max_attempts": 30, "lease": 1}
-    jenkins = {
-        "url": standin.url,
-        "user": standin.user,
-        "api_token_env": "TEST_JENKINS_TOKEN",
-        "timeout": 10,
-        "poll_interval": 0.05,
-        "max_concurrent_requests": 1,
-    }
+    jenkins = one_slot_jenkins(standin, timeout=10)
     store = mysql_store(replica="a")
     a = make_app(store=store, dispatcher=dispatcher, jenkins=jenkins)
     body = notification(
