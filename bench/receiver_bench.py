@@ -29,7 +29,6 @@ import queue
 import shutil
 import sqlite3
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -255,23 +254,12 @@ def receiver_config(store: dict, standin: JenkinsStandIn) -> dict:
 
 
 def start_receiver(tmp: Path, standin: JenkinsStandIn) -> tuple[Process, Target, Path]:
-    port = free_port()
     store = tmp / "receiver.sqlite"
     config = receiver_config({"type": "sqlite", "path": str(store), "synchronous": "full"}, standin)
-    (tmp / "receiver.yml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "BENCH_TOKEN": TOKEN, "BENCH_JENKINS_TOKEN": standin.token, "PYTHONPATH": str(REPO)}
-    argv = [
-        sys.executable,
-        "-m",
-        "stackmedic.receiver",
-        f"--config.file={tmp / 'receiver.yml'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-    ]
-    proc = Process(argv, tmp / "receiver.log", env=env, cwd=REPO)
-    target = Target("stackmedic-receiver", port, "/api/v1/alerts")
-    wait_for(lambda: target.client()(b"{}") == 400, 30, "the receiver")
-    return proc, target, store
+    env = {"BENCH_TOKEN": TOKEN, "BENCH_JENKINS_TOKEN": standin.token}
+    receiver = ReceiverProcess(tmp, config, env, TOKEN, log_level="warn").start(30)
+    assert receiver.process is not None
+    return receiver.process, Target("stackmedic-receiver", receiver.port, "/api/v1/alerts"), store
 
 
 def start_replicas(
