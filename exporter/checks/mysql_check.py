@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackmedic.mysql_tls import MysqlTls
+
 from ..deadline import Deadline
 from ..metrics import MetricSpec, Samples
 from .base import Check
@@ -96,15 +98,8 @@ class MysqlServer:
 
     def tls_options(self) -> dict[str, Any]:
         """TLS off, or required with a context made once (not once per connection)."""
-        if not self.tls:
-            return {"ssl_disabled": True}
-        ctx = ssl.create_default_context(cafile=self.tls_ca_file)
-        if not self.tls_verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        if self.tls_cert_file and self.tls_key_file:
-            ctx.load_cert_chain(self.tls_cert_file, self.tls_key_file)
-        return {"ssl": ctx}
+        tls = MysqlTls(self.tls, self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_verify)
+        return tls.pymysql_options()
 
 
 def quote(identifier: str) -> str:
