@@ -472,23 +472,21 @@ def build(data: Any) -> Config:
         problems.append(("kubernetes", "required key missing: a rule uses the kubernetes actuator"))
     s = data["store"]
     store_password = _secret(s, "password", "store.password", problems)
-    if s.get("type", StoreConfig.type) == "sqlite":
-        # silently ignored otherwise: a store.timeout that bounds nothing is worse than an error
-        for key in MYSQL_ONLY:
-            if key in s:
-                problems.append((f"store.{key}", "applies only to the mysql store (store.type is sqlite)"))
-    elif "synchronous" in s:
-        problems.append(("store.synchronous", "applies only to the sqlite store (store.type is mysql)"))
-    if s.get("type") == "mysql":
+    tls = MysqlTls.from_section(s)
+    if s.get("type", StoreConfig.type) == "mysql":
+        if "synchronous" in s:
+            problems.append(("store.synchronous", "applies only to the sqlite store (store.type is mysql)"))
         for key in ("user", "database"):
             if key not in s:
                 problems.append((f"store.{key}", "required key missing for the mysql store"))
         if "host" not in s and "socket" not in s:
             problems.append(("store.host", "host or socket is required for the mysql store"))
-    tls = MysqlTls.from_section(s)
-    if s.get("type") == "mysql":
         problems += tls.problems("store")
     else:
+        # silently ignored otherwise: a store.timeout that bounds nothing is worse than an error
+        for key in MYSQL_ONLY:
+            if key in s:
+                problems.append((f"store.{key}", "applies only to the mysql store (store.type is sqlite)"))
         problems += [(f"store.{k}", "only for the mysql store") for k in mysql_tls.KEYS if k in s]
     store = StoreConfig(
         **{k: v for k, v in s.items() if not k.endswith(("_env", "_file")) and k not in mysql_tls.KEYS},
