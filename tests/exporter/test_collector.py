@@ -179,10 +179,10 @@ def test_overlapping_scrape_shares_the_run_in_flight():
     joined = threading.Event()
 
     class Observed(ScrapeRunner):
-        def _wait(self, pending):
+        def _wait(self, pending, lane=None):
             if not all(ours for *_, ours in pending):
                 joined.set()  # the second scrape is about to wait on the first one's run
-            return super()._wait(pending)
+            return super()._wait(pending, lane)
 
     runner = Observed([slow])
     results: list = []
@@ -263,3 +263,83 @@ def test_slowest_check_of_the_last_scrape_starts_first():
     for samples in scrapes:
         groups = [labels[0] for s in samples for spec, labels, _ in s.items if spec is INSTANCES]
         assert groups == ["quick", "slow"]
+
+
+class Noted(Quick):
+    """Notes the thread it ran in; blocks while `hold` is set (after its first run)."""
+
+    def __init__(self, name: str, threads: dict[str, int]):
+        super().__init__(name)
+        self.threads = threads
+        self.hold = threading.Event()
+        self.release = threading.Event()
+
+    def run(self, out: Samples, deadline: Deadline) -> None:
+        self.threads[self.name] = threading.get_ident()
+        if self.hold.is_set():
+            self.release.wait(30)
+        out.add(INSTANCES, 1, self.name)
+
+
+def test_checks_quick_last_time_share_one_thread_and_the_others_have_their_own():
+    clock, started = [0.0], []
+    checks = [Timed(f"q{i}", 0.002, clock, started) for i in range(4)] + [Timed("slow", 0.5, clock, started)]
+    threads: dict[str, int] = {}
+    in_lane: list[str] = []
+
+    class Watched(ScrapeRunner):
+        def _run(self, check, deadline):
+            threads[check.name] = threading.get_ident()
+            return super()._run(check, deadline)
+
+        def _run_lane(self, lane):
+            real_next = lane.next
+
+            def next_noted():
+                run = real_next()
+                if run is not None:
+                    in_lane.append(run[0].name)
+                return run
+
+            lane.next = next_noted
+            return super()._run_lane(lane)
+
+    runner = Watched(checks, max_workers=8, clock=lambda: clock[0], lane_budget=0.02)
+    try:
+        runner.scrape(5)
+        assert in_lane == []  # nothing measured yet: a thread each
+        samples = runner.scrape(5)
+    finally:
+        runner.close()
+    # the four quick ones ran in the lane, one thread, one after another; 0.5 s is over
+    # the lane's budget: the slow one ran apart
+    assert sorted(in_lane) == ["q0", "q1", "q2", "q3"]
+    assert len({threads[name] for name in in_lane}) == 1
+    assert sum(1 for s in samples for spec, _, v in s.items if spec is INSTANCES and v == 1) == 5
+
+
+def test_a_stalled_check_does_not_hold_up_the_rest_of_the_lane():
+    threads: dict[str, int] = {}
+    first, second = Noted("first", threads), Noted("second", threads)
+    first.timeout = second.timeout = 5
+    runner = ScrapeRunner([first, second], max_workers=4, stall=0.05)
+    try:
+        registry_of(runner)  # measured: both quick, so both go in the lane next time
+        threads.clear()
+        first.hold.set()
+        # the lane runs `first` (listed first, and as quick) and would run `second` after it
+        runner._took = {"quick/first": 0.002, "quick/second": 0.001}
+        result: list = []
+        scrape_thread = threading.Thread(target=lambda: result.append(registry_of(runner)))
+        scrape_thread.start()
+        # `second` ran, in a thread of its own, while `first` still hangs in the lane
+        _wait(lambda: "second" in threads and threads["second"] != threads["first"])
+        assert not result  # the scrape still waits for `first`, up to its deadline
+        first.release.set()
+        scrape_thread.join(30)
+        reg = result[0]
+        assert reg.get_sample_value("stackmedic_check_success", {"check": "quick/second"}) == 1
+        assert reg.get_sample_value("stackmedic_check_success", {"check": "quick/first"}) == 1
+    finally:
+        first.release.set()
+        runner.close()
