@@ -14,6 +14,7 @@ answer in 5 ms. The table goes to docs/benchmarks.md between the exporter marker
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import http.client
 import json
@@ -58,6 +59,8 @@ class Exporter:
     latencies: list[float] = field(default_factory=list)
     cpu_start: float = 0.0
     cpu_end: float = 0.0
+    switches_start: int = 0
+    switches_end: int = 0
     rss_kib: int = 0
     hwm_kib: int = 0
     series: int = 0
@@ -86,6 +89,16 @@ class Exporter:
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def switches(self) -> int:
+        """Context switches of all the process's threads so far (voluntary or not)."""
+        total = 0
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that just ended
+                for line in (task / "status").read_text().splitlines():
+                    if "ctxt_switches:" in line:
+                        total += int(line.split()[1])
+        return total
 
     def memory(self) -> None:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -346,6 +359,7 @@ def run_side_by_side(exporters: list[Exporter], scrapes: int) -> None:
         for _ in range(10):  # warm-up: first connections, caches, the CPU ratio's first window
             e.scrape()
         e.cpu_start = e.cpu_seconds()
+        e.switches_start = e.switches()
     for i in range(scrapes):
         for e in exporters:
             took, body = e.scrape()
@@ -354,6 +368,7 @@ def run_side_by_side(exporters: list[Exporter], scrapes: int) -> None:
                 e.series = count_series(body)
     for e in exporters:
         e.cpu_end = e.cpu_seconds()
+        e.switches_end = e.switches()
         e.memory()
 
 
@@ -397,14 +412,16 @@ def table(exporters: list[Exporter], scrapes: int) -> list[str]:
     peers = exporters[1:]
     slowest = max(statistics.median(p.latencies) for p in peers)
     rows = [
-        "| exporter | work in one scrape | series | median | p99 | CPU / scrape | RSS (peak) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| exporter | work in one scrape | series | median | p99 | CPU / scrape | thread switches / scrape "
+        "| RSS (peak) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for e in exporters:
         cpu = (e.cpu_end - e.cpu_start) / scrapes * 1000
         rows.append(
             f"| {e.name} | {e.does} | {e.series} | {statistics.median(e.latencies) * 1000:.1f} ms "
             f"| {percentile(e.latencies, 0.99) * 1000:.1f} ms | {cpu:.2f} ms "
+            f"| {(e.switches_end - e.switches_start) / scrapes:.0f} "
             f"| {e.rss_kib / 1024:.1f} MiB ({e.hwm_kib / 1024:.1f}) |"
         )
     ratio = statistics.median(ours.latencies) / slowest
@@ -467,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         "OpenMetrics Accept, gzip, `X-Prometheus-Scrape-Timeout-Seconds: 10`), after 10 warm-up scrapes. "
         "Targets: a private MariaDB 10.11, a private dockerd with two busybox httpd containers, "
         "HTTP servers on 127.0.0.1. Latency is the client's wall time per scrape; CPU is the "
-        "exporter's own user+system time over the run divided by the scrapes.",
+        "exporter's own user+system time over the run divided by the scrapes, and thread switches "
+        "the context switches of all its threads (`/proc/PID/task/*/status`), likewise.",
         "",
         *table(exporters, args.scrapes),
         "",
