@@ -1,12 +1,13 @@
 """Real HTTP and TCP servers on 127.0.0.1 for the exporter's tests and benchmark.
 
 `TargetServer` answers by path the ways a web application can: fine, an error, the wrong
-page, a huge body, a body dripping a byte at a time, a redirect. `HungServer` accepts TCP
+page, a huge body, a body dripping a byte at a time, a redirect, a gzipped page. `HungServer` accepts TCP
 connections and never says a word. Both stop their threads on `stop()`.
 """
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 import time
@@ -14,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WELCOME = b"<html><body><h2>Welcome</h2><p>PetClinic</p></body></html>\n"
 HUGE_BYTES = 4 * 1024 * 1024
+# 4 MiB of zeros, about 4 kB on the wire
+GZIP_BOMB = gzip.compress(bytes(HUGE_BYTES))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -44,6 +47,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, b"<html>Internal Server Error</html>")
         elif path == "/nokeyword":
             self._send(200, b"<html>Maintenance</html>")
+        elif path == "/gzip":
+            # compressed although the client asked for identity, as some servers do
+            self._send(200, gzip.compress(WELCOME), {"Content-Encoding": "gzip"})
+        elif path == "/gzip-bomb":
+            self._send(200, GZIP_BOMB, {"Content-Encoding": "gzip"})
         elif path == "/redirect":
             self._send(302, b"", {"Location": "/ok"})
         elif path == "/huge":

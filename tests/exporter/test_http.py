@@ -101,6 +101,41 @@ def test_connection_refused_is_connect():
     assert reason_of(reg) == "connect"
 
 
+def test_a_gzipped_page_is_read_decoded(web_target):
+    # asked for identity, some servers compress anyway: the keyword is in the decoded page
+    reg = scrape([HttpCheck(target(web_target.url("/gzip"), keyword="Welcome"))])
+    assert reg.get_sample_value("stackmedic_http_up", {"target": "t"}) == 1
+
+
+def test_a_gzipped_body_is_capped_once_decoded(web_target):
+    # 4 kB on the wire, 4 MiB decoded: the cap is on what is decoded
+    reg = scrape([HttpCheck(target(web_target.url("/gzip-bomb"), max_body_bytes=100_000))])
+    assert reason_of(reg) == "body_too_large"
+
+
+def test_a_name_that_does_not_resolve_is_connect():
+    reg = scrape([HttpCheck(target("http://no-such-host.invalid/"))])
+    assert reason_of(reg) == "connect"
+
+
+def test_a_certificate_signed_by_the_configured_ca_is_trusted(tmp_path):
+    from tests.exporter.test_http_redirects import Recorder
+    from tests.security.certs import make_certs
+
+    certs = make_certs(tmp_path / "certs")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs.server_cert, certs.server_key)
+    server = Recorder(ctx)
+    try:
+        trusted = scrape([HttpCheck(target(server.base + "/", ca_file=str(certs.ca)))])
+        assert trusted.get_sample_value("stackmedic_http_up", {"target": "t"}) == 1
+        unverified = scrape([HttpCheck(target(server.base + "/", tls_verify=False))])
+        assert unverified.get_sample_value("stackmedic_http_up", {"target": "t"}) == 1
+        assert reason_of(scrape([HttpCheck(target(server.base + "/"))])) == "tls"  # not in the system's CAs
+    finally:
+        server.close()
+
+
 def test_https_to_a_plain_http_server_is_tls(web_target):
     reg = scrape([HttpCheck(target(web_target.url("/ok").replace("http://", "https://")))])
     assert reason_of(reg) == "tls"
