@@ -161,8 +161,9 @@ def test_space_of_engine_answer():
     )
 
 
-def test_a_scrape_imports_neither_the_docker_sdk_nor_requests_nor_prometheus_client(tmp_path):
-    """Memory: those three cost megabytes the exporter does not need (docs/benchmarks.md)."""
+def test_a_scrape_imports_neither_the_docker_sdk_nor_requests_nor_urllib3_nor_prometheus_client(tmp_path):
+    """Memory: those cost megabytes the exporter does not need (docs/benchmarks.md); the
+    HTTP checks and the Engine API go through the standard library's http.client."""
     script = f"""
 import sys
 from stackmedic.exporter.checks import build_checks
@@ -170,14 +171,17 @@ from stackmedic.exporter.collector import ScrapeRunner
 from stackmedic.exporter.config import parse
 from stackmedic.exporter.web import make_app
 
-config = parse({{"docker": {{"url": "unix://{tmp_path}/none.sock"}}, "containers": {{}}, "docker_space": {{}}}})
+config = parse({{
+    "docker": {{"url": "unix://{tmp_path}/none.sock"}}, "containers": {{}}, "docker_space": {{}},
+    "http": [{{"name": "refused", "url": "http://127.0.0.1:1/"}}],
+}})
 runner = ScrapeRunner(build_checks(config))
 for check in runner.checks:
     check.start()
     check.refresh() if hasattr(check, "refresh") else None
 body = b"".join(make_app(runner)({{"PATH_INFO": "/metrics"}}, lambda *a: None))
 assert b"stackmedic_docker_up 0.0" in body, body
-print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"docker", "requests", "prometheus_client"}}))
+print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"docker", "requests", "urllib3", "prometheus_client"}}))
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
