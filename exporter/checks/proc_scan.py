@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -70,8 +70,9 @@ class ProcInfo:
 Usage = tuple[ProcInfo, int, float]
 
 
-# stat files kept open between scans, at most (the rest are opened and closed each time)
-MAX_OPEN_STATS = 2048
+# stat and comm files kept open between scans, at most (the rest are opened and closed
+# each time)
+MAX_OPEN_FILES = 2048
 
 
 class ProcScanner:
@@ -81,6 +82,11 @@ class ProcScanner:
     system call per process instead of three (each one a hand-over of the GIL while the
     other checks run). An open stat file belongs to its process, not to the pid: once the
     process is gone it reads ESRCH, so a reused pid is never mistaken for the old process.
+
+    A process the caller does not want (`scan(wanted)`: in no group) is watched through
+    its `comm` file instead, which the kernel writes for a third of the cost of `stat`
+    (that sums the CPU time of every thread): while its name is the one it was judged
+    by, it is skipped; an exec or a rename has it judged again.
     """
 
     def __init__(self, need_cmdline: bool, need_exe: bool, proc: str = "/proc"):
@@ -89,6 +95,7 @@ class ProcScanner:
         self.proc = proc
         self._cache: dict[tuple, ProcInfo] = {}
         self._stats: dict[str, int] = {}  # pid -> open stat file
+        self._unwanted: dict[str, tuple[int, bytes]] = {}  # pid -> open comm file, its content
         self._use_proc = os.path.exists(f"{proc}/self/stat")
 
     def _stat(self, pid: str) -> bytes | None:
@@ -108,28 +115,62 @@ class ProcScanner:
         except OSError:
             os.close(fd)
             return None
-        if len(self._stats) < MAX_OPEN_STATS:
+        if len(self._stats) + len(self._unwanted) < MAX_OPEN_FILES:
             self._stats[pid] = fd
         else:
             os.close(fd)
         return data
 
     def close(self) -> None:
-        """Close the stat files kept open."""
+        """Close the files kept open."""
         stats, self._stats = self._stats, {}
         for fd in stats.values():
             os.close(fd)
+        unwanted, self._unwanted = self._unwanted, {}
+        for fd, _ in unwanted.values():
+            os.close(fd)
 
-    def scan(self) -> Iterator[Usage]:
+    def _still_unwanted(self, pid: str) -> bool:
+        """True while a process judged unwanted runs under the same name."""
+        fd, comm = self._unwanted[pid]
+        try:
+            if os.pread(fd, 64, 0) == comm:
+                return True
+        except OSError:
+            pass  # exited; the pid may be a new process's now
+        os.close(self._unwanted.pop(pid)[0])
+        return False
+
+    def _set_aside(self, pid: str, comm: bytes) -> None:
+        """Watch an unwanted process through its comm file (named `comm` in its stat line:
+        an exec since then reads differently, so it is judged again)."""
+        fd = self._stats.pop(pid, None)
+        if fd is not None:
+            os.close(fd)
+        if len(self._stats) + len(self._unwanted) >= MAX_OPEN_FILES:
+            return  # read as a wanted one, stat and all, next time
+        try:
+            fd = os.open(f"{self.proc}/{pid}/comm", os.O_RDONLY)
+        except OSError:
+            return
+        self._unwanted[pid] = (fd, comm + b"\n")
+
+    def scan(self, wanted: Callable[[ProcInfo], bool] | None = None) -> Iterator[Usage]:
+        """Every running process (or each one `wanted` says yes to) with its usage now."""
         if not self._use_proc:
-            yield from self._psutil_scan()
+            yield from self._psutil_scan(wanted)
             return
         cache, live = self._cache, {}
-        stats, pread = self._stats, os.pread
+        stats, unwanted, pread = self._stats, self._unwanted, os.pread
         listed = [entry for entry in os.listdir(self.proc) if entry.isdigit()]
-        for gone in stats.keys() - set(listed):
+        present = set(listed)
+        for gone in stats.keys() - present:
             os.close(stats.pop(gone))
+        for gone in unwanted.keys() - present:
+            os.close(unwanted.pop(gone)[0])
         for entry in listed:
+            if entry in unwanted and self._still_unwanted(entry):
+                continue
             fd = stats.get(entry)
             try:
                 data = pread(fd, 4096, 0) if fd is not None else self._stat(entry)
@@ -145,8 +186,10 @@ class ProcScanner:
             key = (fields[19], data[: rpar + 1])  # start time, "pid (name)": new process or exec
             info = cache.get(key)
             if info is None:
-                comm = data[data.index(b"(") + 1 : rpar]
-                info = self._info(entry, comm, int(fields[19]))
+                info = self._info(entry, data[data.index(b"(") + 1 : rpar], int(fields[19]))
+            if wanted is not None and not wanted(info):
+                self._set_aside(entry, data[data.index(b"(") + 1 : rpar])
+                continue
             live[key] = info
             yield info, int(fields[21]) * PAGE_SIZE, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
         self._cache = live
@@ -171,7 +214,7 @@ class ProcScanner:
                 exe = os.readlink(f"{self.proc}/{pid}/exe").removesuffix(" (deleted)")
         return exe, cmdline
 
-    def _psutil_scan(self) -> Iterator[Usage]:
+    def _psutil_scan(self, wanted: Callable[[ProcInfo], bool] | None) -> Iterator[Usage]:
         attrs = ["name", "exe", "cmdline", "memory_info", "cpu_times", "create_time"]
         live = set()
         for p in psutil.process_iter(attrs, ad_value=None):
@@ -188,5 +231,6 @@ class ProcScanner:
                     p.pid, found["name"] or "", found["exe"] or "", cmdline, found["create_time"] or 0.0
                 )
                 self._cache[key] = info
-            yield info, mem.rss, times.user + times.system
+            if wanted is None or wanted(info):
+                yield info, mem.rss, times.user + times.system
         self._cache = {k: v for k, v in self._cache.items() if k in live}

@@ -84,12 +84,19 @@ class ProcessesCheck(Check):
         # a process's name, exe and command line do not change (an exec is a new ProcInfo),
         # so which groups it belongs to is worked out once, not on every scrape
         known, live = self._groups_of, {}
-        for proc, rss, cpu in self.scanner.scan():
+
+        def in_a_group(proc: ProcInfo) -> bool:
             hits = known.get(proc)
             if hits is None:
                 hits = tuple(i for i, g in enumerate(groups) if g.matches(proc))
             live[proc] = hits
-            for i in hits:
+            return bool(hits)
+
+        # the scanner skips the processes in no group (most of them) without reading their stat
+        for proc, rss, cpu in self.scanner.scan(in_a_group):
+            if proc not in live:  # a scanner that asks nobody (psutil's, where there is no /proc)
+                in_a_group(proc)
+            for i in live[proc]:
                 counts[i] += 1
                 rss_sums[i] += rss
                 seen[i][(proc.pid, proc.started)] = cpu

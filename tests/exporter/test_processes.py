@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 from stackmedic.exporter.checks.proc_scan import ProcInfo, ProcScanner
@@ -98,6 +100,47 @@ def test_stat_files_kept_open_follow_the_processes(sleepers):
     assert scanner._stats == {}
 
 
+def _wait_for_comm(pid: int, name: str) -> None:
+    for _ in range(1000):
+        if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{pid} never became {name}")
+
+
+def test_a_process_in_no_group_is_skipped_until_it_execs():
+    proc = subprocess.Popen(["sh", "-c", "read line; exec sleep 3600"], stdin=subprocess.PIPE)
+    judged: list[str] = []
+
+    def wanted(p: ProcInfo) -> bool:
+        if p.pid == proc.pid:
+            judged.append(p.name)
+        return p.name == "sleep"
+
+    scanner = ProcScanner(need_cmdline=False, need_exe=False)
+    try:
+        _wait_for_comm(proc.pid, "sh")
+        for _ in range(3):
+            assert proc.pid not in {p.pid for p, _, _ in scanner.scan(wanted)}
+        assert judged == ["sh"]  # judged once, then watched through its comm file alone
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        _wait_for_comm(proc.pid, "sleep")  # the same process, another program
+        assert proc.pid in {p.pid for p, _, _ in scanner.scan(wanted)}
+        assert judged == ["sh", "sleep"]
+        proc.kill()
+        proc.wait(10)
+        wanted_now = lambda p: p.pid != proc.pid  # noqa: E731 - as unwanted as it gets
+        assert proc.pid not in {p.pid for p, _, _ in scanner.scan(wanted_now)}
+        assert str(proc.pid) not in scanner._unwanted and str(proc.pid) not in scanner._stats
+    finally:
+        proc.kill()
+        proc.wait(10)
+        scanner.close()
+    assert scanner._unwanted == {} and scanner._stats == {}
+
+
 def test_long_names_are_completed_from_the_command_line(tmp_path):
     """The kernel cuts names at 15 characters; the full one comes from the command line."""
     long_name = tmp_path / "sleep-with-a-very-long-name"
@@ -123,7 +166,7 @@ class FlakyScanner:
     def close(self):
         pass
 
-    def scan(self):
+    def scan(self, wanted=None):
         if self.fail:
             raise OSError("proc went away")
         yield JAVA, 4096, 1.56
