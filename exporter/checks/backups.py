@@ -172,34 +172,34 @@ class BackupsCheck(Check):
         self._cache = {k: v for k, v in self._cache.items() if k in live}
 
     def _backups(self, db: str, live: set[str]) -> list[Backup]:
-        folder = self.directory / db
+        # plain strings, not Path objects: this runs for every manifest at every scrape
+        folder = f"{self.directory}/{db}"
         try:
-            entries = {e.name: e for e in os.scandir(folder) if not e.name.startswith(".tmp-")}
+            with os.scandir(folder) as found_entries:
+                entries = {e.name: e for e in found_entries if not e.name.startswith(".tmp-")}
         except OSError:
             return []
         found = []
         prefix = f"{db}-"
+        cache = self._cache
         for name, entry in entries.items():
-            if not (name.startswith(prefix) and name.endswith(MANIFEST_SUFFIX)):
-                continue
-            if name[: -len(".json")] not in entries:
-                continue  # the dump is gone: not a backup
-            key = str(folder / name)
+            if not (name.startswith(prefix) and name.endswith(MANIFEST_SUFFIX)) or name[:-5] not in entries:
+                continue  # not a manifest, or its dump is gone: not a backup
+            key = f"{folder}/{name}"
             live.add(key)
             try:
                 st = entry.stat()
             except OSError:
                 continue
             stamp = (st.st_mtime_ns, st.st_size)
-            cached = self._cache.get(key)
+            cached = cache.get(key)
             if cached is None or cached[0] != stamp:
                 try:
                     backup: Backup | None = read_manifest(Path(key), db)
                 except (OSError, ValueError, KeyError, TypeError) as exc:
                     log.warning("invalid backup manifest path=%s error=%s", key, exc)
                     backup = None
-                cached = (stamp, backup)
-                self._cache[key] = cached
+                cached = cache[key] = (stamp, backup)
             if cached[1] is not None:
                 found.append(cached[1])
         return found
