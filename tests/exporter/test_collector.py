@@ -304,7 +304,7 @@ def test_checks_quick_last_time_share_one_thread_and_the_others_have_their_own()
             lane.next = next_noted
             return super()._run_lane(lane)
 
-    runner = Watched(checks, max_workers=8, clock=lambda: clock[0], lane_budget=0.02)
+    runner = Watched(checks, max_workers=8, clock=lambda: clock[0], lanes=1, lane_budget=0.02)
     try:
         runner.scrape(5)
         assert in_lane == []  # nothing measured yet: a thread each
@@ -322,7 +322,7 @@ def test_a_stalled_check_does_not_hold_up_the_rest_of_the_lane():
     threads: dict[str, int] = {}
     first, second = Noted("first", threads), Noted("second", threads)
     first.timeout = second.timeout = 5
-    runner = ScrapeRunner([first, second], max_workers=4, stall=0.05)
+    runner = ScrapeRunner([first, second], max_workers=4, lanes=1, stall=0.05)
     try:
         registry_of(runner)  # measured: both quick, so both go in the lane next time
         threads.clear()
@@ -342,4 +342,17 @@ def test_a_stalled_check_does_not_hold_up_the_rest_of_the_lane():
         assert reg.get_sample_value("stackmedic_check_success", {"check": "quick/first"}) == 1
     finally:
         first.release.set()
+        runner.close()
+
+
+def test_quick_checks_are_dealt_over_the_lanes_to_end_about_together():
+    runner = ScrapeRunner([], lanes=2, lane_budget=0.01)
+    try:
+        runner._took = {"a": 0.008, "b": 0.005, "c": 0.004, "d": 0.003, "slow": 0.5}
+        # the quickest while the budget lasts (2 x 10 ms), then the longest first to the
+        # least loaded lane: a | b, then c with b (5 < 8 ms), d with a (9 > 8 ms)
+        assert runner._plan_lanes() == {"a": 0, "b": 1, "c": 1, "d": 0}
+        runner._took = {"a": 0.008, "b": 0.007, "c": 0.006}
+        assert runner._plan_lanes() == {"b": 0, "c": 1}  # 8 ms is more than the 7 ms left
+    finally:
         runner.close()
