@@ -32,6 +32,11 @@ MAX_EPOCH = 999_999_999_999.0
 MAX_ID = 2**62  # ids are 64-bit integers in both stores
 FILTERS = ("decision", "rule", "target", "state")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# an author: no control character (C0, DEL, C1), and something besides the blanks that
+# str.strip() takes off; the OpenAPI document's pattern is this one (tests/receiver/test_webhook.py)
+AUTHOR_CONTROLS = r"\x00-\x1f\x7f-\x9f"
+AUTHOR_BLANKS = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+AUTHOR = re.compile(f"[^{AUTHOR_CONTROLS}]*[^{AUTHOR_CONTROLS}{AUTHOR_BLANKS}][^{AUTHOR_CONTROLS}]*")
 NUMBER = re.compile(r"[0-9.]+([eE][-+]?[0-9]+)?")  # epoch seconds as JSON numbers are written
 DURATION = re.compile(
     r"[1-9][0-9]{0,5}s|[1-9][0-9]{0,3}m|([1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)h|[1-9]d|[12][0-9]d|30d"
@@ -278,7 +283,7 @@ def _author(data: dict[str, Any]) -> str:
     author = data.get("author", g.get("token_name"))
     if author is None:
         raise BadRequest("author: required: who does this (a name or an e-mail address)")
-    if not isinstance(author, str) or not 0 < len(author.strip()) <= 128 or CONTROL.search(author):
+    if not isinstance(author, str) or len(author) > 128 or not AUTHOR.fullmatch(author):
         raise BadRequest("author: expected a name of 1 to 128 characters")
     return author.strip()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 
+import pytest
 import requests
 
 from harness.services import wait_for
@@ -343,3 +345,49 @@ def test_since_and_until_take_epoch_seconds_in_any_number_notation(make_app):
         assert client.get("/api/v1/actions", query_string={"since": value}).status_code == 200, value
     for value in ("-1", "1e13", "nan", "1..2"):
         assert client.get("/api/v1/actions", query_string={"until": value}).status_code == 400, value
+
+
+AUTHORS = [
+    "ana",
+    "  ana  ",
+    "Ana Lúcia",
+    "ops@example.com",
+    "\xa0",  # a no-break space: blank to str.strip(), and the document said it was a name
+    "\u3000\u2003",
+    " \xa0x",
+    "x\x85",  # C1 controls are as invisible in the audit as C0 ones
+    "x\ny",
+    "\t",
+    "",
+    " ",
+    "a" * 128,
+    "a" * 129,
+]
+
+
+@pytest.mark.parametrize("author", AUTHORS)
+def test_the_server_takes_exactly_the_authors_its_openapi_document_allows(make_app, author):
+    """The fuzz test (test_fuzz.py) found an author the document allows and the server refused."""
+    from stackmedic.receiver.views import openapi_document
+
+    paths = openapi_document()["paths"]
+    fields = [
+        paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["author"]
+        for path in ("/api/v1/pause", "/api/v1/resume", "/api/v1/breakers/{key}/reset")
+    ]
+    assert all(f == fields[0] for f in fields)  # one rule for the three
+    field = fields[0]
+    allowed = len(author) <= field["maxLength"] and re.search(field["pattern"], author) is not None
+    body = {"author": author, "duration": "1h"}
+    resp = make_app().test_client().post("/api/v1/pause", json=body, headers=AUTH)
+    assert resp.status_code == (200 if allowed else 400), resp.json
+    if allowed:
+        assert resp.json["author"] == author.strip()
+
+
+def test_the_author_blanks_are_what_str_strip_takes_off():
+    from stackmedic.receiver.api import AUTHOR_BLANKS, AUTHOR_CONTROLS
+
+    spaces = [c for c in map(chr, range(0x110000)) if c.isspace()]
+    not_controls = {c for c in spaces if not re.fullmatch(f"[{AUTHOR_CONTROLS}]", c)}
+    assert not_controls == {c for c in spaces if re.fullmatch(f"[{AUTHOR_BLANKS}]", c)}
