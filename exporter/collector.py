@@ -67,7 +67,7 @@ AUTH_FAILURES = MetricSpec(
 # what the runner itself fills, around every check's own metrics
 RUNNER_METRICS = (BUILD_INFO, CHECK_SUCCESS, CHECK_DURATION, CHECK_FAILURE_REASON, AUTH_FAILURES)
 
-# one check's run in the lane: the check, the future the scrape waits on, its deadline
+# one check's run in a lane: the check, the future the scrape waits on, its deadline
 Run = tuple[Check, Future, float]
 
 
@@ -216,17 +216,17 @@ class ScrapeRunner:
                 left = deadline - self.clock()
                 if not running or left <= 0:
                     break
-                stalls = [(lane.stalls_in(self.stall), lane) for lane in lanes]
-                waiting = [(when, lane) for when, lane in stalls if when is not None]
-                for when, lane in waiting:
-                    if when <= 0:  # its running check stalled: the rest get threads of their own
+                next_stall = None
+                for lane in lanes:
+                    when = lane.stalls_in(self.stall)
+                    if when is not None and when <= 0:
+                        # its running check stalled: the rest of the lane get threads of their own
                         for run in lane.take_rest():
                             self._pool.submit(self._run_into, *run)
-                if any(when <= 0 for when, _ in waiting):
-                    continue
-                stall = min((when for when, _ in waiting), default=None)
-                wait(running, timeout=left if stall is None else min(left, stall))
-                if stall is None:
+                    elif when is not None:
+                        next_stall = when if next_stall is None else min(next_stall, when)
+                wait(running, timeout=left if next_stall is None else min(left, next_stall))
+                if next_stall is None:
                     break
 
     def _run_lane(self, lane: Lane) -> None:
@@ -234,7 +234,7 @@ class ScrapeRunner:
             self._run_into(*run)
 
     def _run_into(self, check: Check, future: Future, deadline: float) -> None:
-        """Run a check of the lane, reporting to the future the scrape made for it."""
+        """Run a check of a lane, reporting to the future the scrape made for it."""
         if not future.set_running_or_notify_cancel():
             return  # the scrape gave up on it before it started
         try:
