@@ -80,28 +80,22 @@ class DockerApi:
     def _request(self, path: str, timeout: float) -> tuple[int, bytes]:
         conn = self._conn
         conn.timeout = timeout  # for a new connection
-        reused = conn.sock is not None
-        if reused:
-            conn.sock.settimeout(timeout)
-        try:
-            conn.request("GET", path, headers=_HEADERS)
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        except _STALE:
-            conn.close()
-            if not reused:
+        while True:
+            reused = conn.sock is not None
+            if reused:
+                conn.sock.settimeout(timeout)
+            try:
+                conn.request("GET", path, headers=_HEADERS)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            except _STALE:
+                conn.close()
+                if not reused:
+                    raise
+                # the engine closed the idle connection since the last call: once more, on a new one
+            except BaseException:
+                conn.close()  # a timeout or a broken answer: start clean next time
                 raise
-        except BaseException:
-            conn.close()  # a timeout or a broken answer: start clean next time
-            raise
-        # the engine closed the idle connection since the last call: once more, on a new one
-        try:
-            conn.request("GET", path, headers=_HEADERS)
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        except BaseException:
-            conn.close()
-            raise
 
     def _versioned(self, path: str, timeout: float | None) -> Any:
         if self._prefix is None:
