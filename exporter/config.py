@@ -6,11 +6,13 @@ examples/seed-stack.yml for all of them. Durations are seconds or strings like `
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import voluptuous as vol
 
@@ -189,6 +191,14 @@ HTTP_TARGET = {
     # https -> http on a redirect sends the headers and reads the answer in clear: off unless set
     vol.Optional("allow_http_redirect", default=False): bool,
     vol.Optional("headers", default={}): {str: str},
+    # credentials from a file or the environment (read at start-up), not in the YAML
+    vol.Optional("basic_auth"): {
+        vol.Required("username"): vol.All(str, vol.Match(r"^[^:\x00-\x1f\x7f]*$", msg="no ':' or control")),
+        vol.Optional("password_file"): str,
+        vol.Optional("password_env"): str,
+    },
+    vol.Optional("bearer_token_file"): str,
+    vol.Optional("bearer_token_env"): str,
 }
 
 
@@ -336,9 +346,71 @@ def _tls_problems(config: dict) -> list[tuple[str, str]]:
     return problems
 
 
-def _secret_problems(config: dict) -> list[tuple[str, str]]:
-    """Read each MySQL password from its env var or file; errors never show the secret."""
+def _basic(username: str, password: str) -> Secret:
+    return Secret("Basic " + base64.b64encode(f"{username}:{password}".encode()).decode())
+
+
+def _password_of(basic: dict | None) -> dict[str, str | None]:
+    return {"env": (basic or {}).get("password_env"), "file": (basic or {}).get("password_file")}
+
+
+def _http_credentials(config: dict) -> list[tuple[str, str]]:
+    """Each HTTP target's Authorization header, from its basic_auth, its bearer token or the
+    user and password in its URL (sent as basic auth, as blackbox_exporter does)."""
     problems = []
+    for i, target in enumerate(config.get("http") or []):
+        basic = target.pop("basic_auth", None)
+        bearer = {"env": target.pop("bearer_token_env", None), "file": target.pop("bearer_token_file", None)}
+        in_url = urlsplit(target["url"])
+        ways = [
+            way
+            for way, given in (
+                ("basic_auth", basic),
+                ("bearer_token_*", bearer["env"] or bearer["file"]),
+                ("headers.Authorization", any(k.lower() == "authorization" for k in target["headers"])),
+                ("a user in the url", in_url.username is not None),
+            )
+            if given
+        ]
+        if len(ways) > 1:
+            problems.append((f"http[{i}]", f"{' and '.join(ways)}: set one way of authorization"))
+            continue
+        both = [
+            (f"http[{i}]", f"{prefix}_env and {prefix}_file: set one of them")
+            for prefix, pair in (("bearer_token", bearer), ("basic_auth.password", _password_of(basic)))
+            if pair["env"] and pair["file"]
+        ]
+        if both:
+            problems += both
+            continue
+        if basic:
+            key = "basic_auth.password_file" if basic.get("password_file") else "basic_auth.password_env"
+            secret = _password_of(basic)
+        else:
+            key = "bearer_token_file" if bearer["file"] else "bearer_token_env"
+            secret = bearer
+        try:
+            value = resolve_secret(**secret)
+        except SecretError as exc:
+            problems.append((f"http[{i}].{key}", str(exc)))
+            continue
+        if basic:
+            header = _basic(basic["username"], value or "")
+        elif value is not None:
+            header = Secret(f"Bearer {value}")
+        elif in_url.username is not None:
+            header = _basic(unquote(in_url.username), unquote(in_url.password or ""))
+        else:
+            continue
+        # a new dict: the schema's default {} is one object shared by every target
+        target["headers"] = {**target["headers"], "Authorization": header}
+    return problems
+
+
+def _secret_problems(config: dict) -> list[tuple[str, str]]:
+    """Read each MySQL password and HTTP credential from its env var or file; errors never
+    show the secret."""
+    problems = _http_credentials(config)
     for i, server in enumerate(config.get("mysql") or []):
         env, file = server.pop("password_env", None), server.pop("password_file", None)
         key = "password_file" if file else "password_env"

@@ -1,12 +1,14 @@
 """Real HTTP and TCP servers on 127.0.0.1 for the exporter's tests and benchmark.
 
 `TargetServer` answers by path the ways a web application can: fine, an error, the wrong
-page, a huge body, a body dripping a byte at a time, a redirect, a gzipped page. `HungServer` accepts TCP
+page, a huge body, a body dripping a byte at a time, a redirect, a gzipped page, a page
+behind authorization. `HungServer` accepts TCP
 connections and never says a word. Both stop their threads on `stop()`.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import socket
 import threading
@@ -15,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WELCOME = b"<html><body><h2>Welcome</h2><p>PetClinic</p></body></html>\n"
 HUGE_BYTES = 4 * 1024 * 1024
+BASIC_MONITOR = base64.b64encode(b"monitor:s3cret").decode()
 # 4 MiB of zeros, about 4 kB on the wire
 GZIP_BOMB = gzip.compress(bytes(HUGE_BYTES))
 
@@ -47,6 +50,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, b"<html>Internal Server Error</html>")
         elif path == "/nokeyword":
             self._send(200, b"<html>Maintenance</html>")
+        elif path == "/auth":
+            # the credentials of the tests: basic monitor / s3cret, or the bearer token t0ken
+            if self.headers.get("Authorization") in (f"Basic {BASIC_MONITOR}", "Bearer t0ken"):
+                self._send(200, WELCOME)
+            else:
+                self._send(401, b"unauthorized", {"WWW-Authenticate": 'Basic realm="t"'})
         elif path == "/gzip":
             # compressed although the client asked for identity, as some servers do
             self._send(200, gzip.compress(WELCOME), {"Content-Encoding": "gzip"})

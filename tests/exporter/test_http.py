@@ -275,3 +275,77 @@ def test_a_url_without_a_name_shows_neither_its_password_nor_its_query_values(we
     # two URLs told apart only by a secret are still two targets
     with pytest.raises(Exception, match="duplicate name"):
         config.parse({"http": [{"url": secret_url}, {"url": secret_url.replace("QsecretQ", "other")}]})
+
+
+def _configured(web_target, tmp_path, **item) -> list[HttpCheck]:
+    from stackmedic.exporter import config
+
+    item = {"name": "t", "url": web_target.url("/auth"), **item}
+    return HttpCheck.from_section(config.parse({"http": [{k: v for k, v in item.items() if v}]})["http"])
+
+
+def test_basic_auth_with_the_password_from_a_file(web_target, tmp_path):
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    checks = _configured(
+        web_target, tmp_path, basic_auth={"username": "monitor", "password_file": str(secret)}
+    )
+    assert scrape(checks).get_sample_value("stackmedic_http_up", {"target": "t"}) == 1
+    assert "s3cret" not in repr(checks[0].target) and "czNjcmV0" not in repr(checks[0].target)
+    secret.write_text("wrong")
+    checks = _configured(
+        web_target, tmp_path, basic_auth={"username": "monitor", "password_file": str(secret)}
+    )
+    assert scrape(checks).get_sample_value("stackmedic_http_status_code", {"target": "t"}) == 401
+
+
+def test_a_bearer_token_from_the_environment(web_target, tmp_path, monkeypatch):
+    monkeypatch.setenv("SM_TEST_TOKEN", "t0ken")
+    checks = _configured(web_target, tmp_path, bearer_token_env="SM_TEST_TOKEN")
+    assert scrape(checks).get_sample_value("stackmedic_http_up", {"target": "t"}) == 1
+
+
+def test_a_user_and_password_in_the_url_are_sent_as_basic_auth(web_target, tmp_path):
+    url = web_target.url("/auth").replace("http://", "http://monitor:s3cret@")
+    checks = _configured(web_target, tmp_path, url=url, name=None)
+    reg = scrape(checks)
+    shown = url.replace("s3cret", "***")  # the label never shows the password
+    assert reg.get_sample_value("stackmedic_http_up", {"target": shown}) == 1
+
+
+def test_credentials_of_one_target_are_not_sent_to_another(web_target, tmp_path, monkeypatch):
+    from stackmedic.exporter import config
+
+    monkeypatch.setenv("SM_TEST_TOKEN", "t0ken")
+    items = [
+        {"name": "with", "url": web_target.url("/auth"), "bearer_token_env": "SM_TEST_TOKEN"},
+        {"name": "without", "url": web_target.url("/auth")},
+    ]
+    reg = scrape(HttpCheck.from_section(config.parse({"http": items})["http"]))
+    assert reg.get_sample_value("stackmedic_http_status_code", {"target": "with"}) == 200
+    assert reg.get_sample_value("stackmedic_http_status_code", {"target": "without"}) == 401
+
+
+def test_credentials_that_cannot_be_read_or_are_given_twice_are_config_errors(web_target, monkeypatch):
+    from stackmedic.exporter import config
+
+    from stackmedic.config import ConfigError
+
+    monkeypatch.delenv("SM_NOT_SET", raising=False)
+    target = {"url": web_target.url("/auth")}
+    items = [
+        {"name": "a", **target, "basic_auth": {"username": "m", "password_file": "/nonexistent/pw"}},
+        {"name": "b", **target, "bearer_token_env": "SM_NOT_SET"},
+        {"name": "c", "url": "http://u:p@127.0.0.1:1/", "headers": {"authorization": "Bearer x"}},
+        {"name": "d", **target, "bearer_token_env": "X", "bearer_token_file": "/x"},
+        {"name": "e", **target, "basic_auth": {"username": "m", "password_env": "X", "password_file": "/x"}},
+    ]
+    with pytest.raises(ConfigError) as err:
+        config.parse({"http": items})
+    problems = dict(err.value.problems)
+    assert "/nonexistent/pw" not in str(err.value) and "SM_NOT_SET" not in str(err.value)
+    assert problems["http[0].basic_auth.password_file"].startswith("cannot read the secret file")
+    assert problems["http[1].bearer_token_env"] == "the environment variable is not set (name not shown)"
+    assert problems["http[2]"] == "headers.Authorization and a user in the url: set one way of authorization"
+    assert problems["http[3]"] == "bearer_token_env and bearer_token_file: set one of them"
+    assert problems["http[4]"] == "basic_auth.password_env and basic_auth.password_file: set one of them"
