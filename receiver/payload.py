@@ -80,8 +80,13 @@ def parse_time(text: str) -> tuple[str, float, bool]:
     try:
         utc = local - offset
     except OverflowError:
-        raise ValueError("time out of range") from None
-    canonical = utc.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+        # before year 1 or after 9999 once in UTC (0001-01-01T00:30:00+01:00): RFC 3339 and
+        # the OpenAPI document allow it, datetime cannot hold it; for an alert it is the
+        # start or the end of time
+        utc, nanos = (datetime.min, 0) if offset > timedelta(0) else (datetime.max, 999_999_999)
+        utc = utc.replace(tzinfo=UTC, microsecond=0)
+    # the year written with four digits: strftime's %Y gives "1" for year 1 on glibc
+    canonical = f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}.{nanos:09d}Z"
     return canonical, utc.timestamp() + nanos / 1e9, zero
 
 

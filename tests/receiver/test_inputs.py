@@ -227,3 +227,16 @@ def test_times_are_canonical_instants():
     b = payload.parse_time("2026-01-01T11:00:00.500000000+01:00")
     assert a[0] == b[0] == "2026-01-01T10:00:00.500000000Z" and a[1] == b[1]
     assert payload.parse_time("0001-01-01T00:00:00Z")[2] is True
+    assert (
+        payload.parse_time("0001-01-01T00:00:00Z")[0] == "0001-01-01T00:00:00.000000000Z"
+    )  # was "1-01-01..."
+
+
+def test_times_beyond_what_datetime_holds_are_the_start_or_end_of_time():
+    # valid RFC 3339 (schemathesis sent the first): before year 1 and after 9999 in UTC
+    start = payload.parse_time("0001-01-01T01:00:00+01:01")
+    assert start[0] == "0001-01-01T00:00:00.000000000Z" and start[2] is False
+    assert start[1] == payload.parse_time("0001-01-01T00:00:00Z")[1]
+    end = payload.parse_time("9999-12-31T23:00:00-01:30")
+    assert end[0] == "9999-12-31T23:59:59.999999999Z"
+    assert end[1] > payload.parse_time("9999-12-31T23:59:59Z")[1] - 1
