@@ -24,7 +24,7 @@ import socket
 import ssl
 import zlib
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from stackmedic.config import redact_query, redact_url
 
@@ -122,6 +122,15 @@ def _scrub(text: str, url: str) -> str:
     return text
 
 
+def _request_target(url: str) -> str:
+    """The path and query to send, percent-encoded where the URL was not (`/café`): a
+    request line is ASCII; what is encoded already stays as it is."""
+    parts = urlsplit(url)
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~")
+    query = quote(parts.query, safe="/?%:@!$&'()*+,;=~")
+    return f"{path}?{query}" if query else path
+
+
 def tls_context(target: HttpTarget) -> ssl.SSLContext:
     """The target's TLS settings: the system's CAs or `ca_file`, or no verification."""
     context = ssl.create_default_context(cafile=target.ca_file)
@@ -165,8 +174,7 @@ class HttpCheck(Check):
             # a fresh connection for each hop, as a browser arriving would make
             conn, sock = self._connect(url, deadline)
             try:
-                parts = urlsplit(url)
-                path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+                path = _request_target(url)
                 try:
                     conn.request("GET", path, headers=headers)
                     resp = conn.getresponse()
@@ -193,7 +201,10 @@ class HttpCheck(Check):
         conn: http.client.HTTPConnection
         if parts.scheme == "https":
             if self._tls is None:
-                self._tls = tls_context(self.target)
+                try:
+                    self._tls = tls_context(self.target)
+                except (OSError, ssl.SSLError) as exc:  # ca_file missing or not PEM
+                    raise Failed("tls", f"ca_file: {exc}") from None
             conn = http.client.HTTPSConnection(host, port, timeout=deadline.timeout(), context=self._tls)
         else:
             conn = http.client.HTTPConnection(host, port, timeout=deadline.timeout())

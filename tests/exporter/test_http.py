@@ -113,6 +113,20 @@ def test_a_gzipped_body_is_capped_once_decoded(web_target):
     assert reason_of(reg) == "body_too_large"
 
 
+def test_a_url_with_non_ascii_characters_is_sent_percent_encoded(web_target):
+    reg = scrape([HttpCheck(target(web_target.url("/café ok?q=ü&r=%C3%BC")))])
+    assert (
+        reg.get_sample_value("stackmedic_http_status_code", {"target": "t"}) == 404
+    )  # an answer, not an error
+    assert reason_of(reg) == "status"
+
+
+def test_a_ca_file_that_cannot_be_read_is_tls(tmp_path):
+    reg = scrape([HttpCheck(target("https://127.0.0.1:1/", ca_file=str(tmp_path / "missing.pem")))])
+    assert reason_of(reg) == "tls"
+    assert reg.get_sample_value("stackmedic_check_success", {"check": "http/t"}) == 1
+
+
 def test_a_name_that_does_not_resolve_is_connect():
     reg = scrape([HttpCheck(target("http://no-such-host.invalid/"))])
     assert reason_of(reg) == "connect"
