@@ -16,7 +16,17 @@ from urllib.parse import unquote, urlsplit
 
 import voluptuous as vol
 
-from stackmedic.config import ConfigError, duration, load_config, port, redact_url, regex, url, validate
+from stackmedic.config import (
+    ConfigError,
+    duration,
+    format_path,
+    load_config,
+    port,
+    redact_url,
+    regex,
+    url,
+    validate,
+)
 from stackmedic.mysql_tls import MysqlTls
 from stackmedic.secrets import Secret, SecretError, resolve_secret
 
@@ -350,60 +360,57 @@ def _basic(username: str, password: str) -> Secret:
     return Secret("Basic " + base64.b64encode(f"{username}:{password}".encode()).decode())
 
 
-def _password_of(basic: dict | None) -> dict[str, str | None]:
-    return {"env": (basic or {}).get("password_env"), "file": (basic or {}).get("password_file")}
+def _secret(section: dict, prefix: str, path: list) -> str | None:
+    """The secret of `<prefix>_env` or `<prefix>_file` in `section` (popped), None if neither."""
+    env, file = section.pop(f"{prefix}_env", None), section.pop(f"{prefix}_file", None)
+    if env and file:
+        where = format_path([*path, prefix])
+        raise vol.Invalid(f"{where}_env and {where}_file: set one of them")
+    try:
+        return resolve_secret(env=env, file=file)
+    except SecretError as exc:
+        raise vol.Invalid(str(exc), path=[*path, f"{prefix}_file" if file else f"{prefix}_env"]) from None
+
+
+def _authorization(target: dict) -> Secret | None:
+    """An HTTP target's Authorization header: from basic_auth, a bearer token or the user and
+    password in its URL (sent as basic auth, as blackbox_exporter does); at most one of them."""
+    basic = target.pop("basic_auth", None)
+    in_url = urlsplit(target["url"])
+    ways = [
+        way
+        for way, given in (
+            ("basic_auth", basic),
+            ("bearer_token_*", target.get("bearer_token_env") or target.get("bearer_token_file")),
+            ("headers.Authorization", any(k.lower() == "authorization" for k in target["headers"])),
+            ("a user in the url", in_url.username is not None),
+        )
+        if given
+    ]
+    if len(ways) > 1:
+        raise vol.Invalid(f"{' and '.join(ways)}: set one way of authorization")
+    token = _secret(target, "bearer_token", [])
+    if basic:
+        return _basic(basic["username"], _secret(basic, "password", ["basic_auth"]) or "")
+    if token is not None:
+        return Secret(f"Bearer {token}")
+    if in_url.username is not None:
+        return _basic(unquote(in_url.username), unquote(in_url.password or ""))
+    return None
 
 
 def _http_credentials(config: dict) -> list[tuple[str, str]]:
-    """Each HTTP target's Authorization header, from its basic_auth, its bearer token or the
-    user and password in its URL (sent as basic auth, as blackbox_exporter does)."""
+    """Put each HTTP target's credentials into its Authorization header."""
     problems = []
     for i, target in enumerate(config.get("http") or []):
-        basic = target.pop("basic_auth", None)
-        bearer = {"env": target.pop("bearer_token_env", None), "file": target.pop("bearer_token_file", None)}
-        in_url = urlsplit(target["url"])
-        ways = [
-            way
-            for way, given in (
-                ("basic_auth", basic),
-                ("bearer_token_*", bearer["env"] or bearer["file"]),
-                ("headers.Authorization", any(k.lower() == "authorization" for k in target["headers"])),
-                ("a user in the url", in_url.username is not None),
-            )
-            if given
-        ]
-        if len(ways) > 1:
-            problems.append((f"http[{i}]", f"{' and '.join(ways)}: set one way of authorization"))
-            continue
-        both = [
-            (f"http[{i}]", f"{prefix}_env and {prefix}_file: set one of them")
-            for prefix, pair in (("bearer_token", bearer), ("basic_auth.password", _password_of(basic)))
-            if pair["env"] and pair["file"]
-        ]
-        if both:
-            problems += both
-            continue
-        if basic:
-            key = "basic_auth.password_file" if basic.get("password_file") else "basic_auth.password_env"
-            secret = _password_of(basic)
-        else:
-            key = "bearer_token_file" if bearer["file"] else "bearer_token_env"
-            secret = bearer
         try:
-            value = resolve_secret(**secret)
-        except SecretError as exc:
-            problems.append((f"http[{i}].{key}", str(exc)))
+            header = _authorization(target)
+        except vol.Invalid as exc:
+            problems.append((format_path(["http", i, *exc.path]), exc.msg))
             continue
-        if basic:
-            header = _basic(basic["username"], value or "")
-        elif value is not None:
-            header = Secret(f"Bearer {value}")
-        elif in_url.username is not None:
-            header = _basic(unquote(in_url.username), unquote(in_url.password or ""))
-        else:
-            continue
-        # a new dict: the schema's default {} is one object shared by every target
-        target["headers"] = {**target["headers"], "Authorization": header}
+        if header is not None:
+            # a new dict: the schema's default {} is one object shared by every target
+            target["headers"] = {**target["headers"], "Authorization": header}
     return problems
 
 

@@ -55,6 +55,11 @@ def _read(path: str, size: int = 4096) -> bytes:
         os.close(fd)
 
 
+def _comm(stat: bytes, rpar: int) -> bytes:
+    """The name in a stat line, between its first "(" and its last ")" (`rpar`)."""
+    return stat[stat.index(b"(") + 1 : rpar]
+
+
 @dataclass(frozen=True, eq=False)  # by identity: one object per process, so a fast dict key
 class ProcInfo:
     """What process groups are matched on; the same object for the whole life of a process."""
@@ -186,9 +191,9 @@ class ProcScanner:
             key = (fields[19], data[: rpar + 1])  # start time, "pid (name)": new process or exec
             info = cache.get(key)
             if info is None:
-                info = self._info(entry, data[data.index(b"(") + 1 : rpar], int(fields[19]))
+                info = self._info(entry, _comm(data, rpar), int(fields[19]))
             if wanted is not None and not wanted(info):
-                self._set_aside(entry, data[data.index(b"(") + 1 : rpar])
+                self._set_aside(entry, _comm(data, rpar))
                 continue
             live[key] = info
             yield info, int(fields[21]) * PAGE_SIZE, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS

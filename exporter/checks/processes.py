@@ -94,8 +94,6 @@ class ProcessesCheck(Check):
 
         # the scanner skips the processes in no group (most of them) without reading their stat
         for proc, rss, cpu in self.scanner.scan(in_a_group):
-            if proc not in live:  # a scanner that asks nobody (psutil's, where there is no /proc)
-                in_a_group(proc)
             for i in live[proc]:
                 counts[i] += 1
                 rss_sums[i] += rss

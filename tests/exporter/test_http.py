@@ -127,7 +127,12 @@ def test_a_ca_file_that_cannot_be_read_is_tls(tmp_path):
     assert reg.get_sample_value("stackmedic_check_success", {"check": "http/t"}) == 1
 
 
-def test_a_name_that_does_not_resolve_is_connect():
+def test_a_name_that_does_not_resolve_is_connect(monkeypatch):
+    # the resolver answers "no such name" here: a real lookup would leave 127.0.0.1
+    def no_such_name(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
     reg = scrape([HttpCheck(target("http://no-such-host.invalid/"))])
     assert reason_of(reg) == "connect"
 

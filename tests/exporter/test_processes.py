@@ -169,7 +169,8 @@ class FlakyScanner:
     def scan(self, wanted=None):
         if self.fail:
             raise OSError("proc went away")
-        yield JAVA, 4096, 1.56
+        if wanted is None or wanted(JAVA):  # as ProcScanner: only the wanted ones
+            yield JAVA, 4096, 1.56
 
 
 def test_failed_scrape_never_sends_the_cpu_counter_backwards():
